@@ -1,0 +1,1 @@
+"""Burgers data: random initial conditions, a verified solver, and grain data sources."""
