@@ -1,0 +1,74 @@
+"""orbax checkpoints of the training state and the grain data-iterator state.
+
+A checkpoint holds the *logical* state (no device axis: the same tree in every mode), so a
+checkpoint written in one mode restores in any other: the restore target carries the sharding
+of the mode that reads it. The data iterator's position is saved beside it with grain's own
+checkpoint handler, which is what makes a resumed run see exactly the remaining batches.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from fno.errors import FnoError
+
+
+class Checkpointer:
+    """An orbax CheckpointManager for ``{state, data}`` items, saved asynchronously."""
+
+    def __init__(self, directory: str, *, max_to_keep: int = 3, asynchronous: bool = True):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep,
+            create=True,
+            enable_async_checkpointing=asynchronous,
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any, data_iterator: grain.DatasetIterator) -> None:
+        """Start saving (returns once the arrays are copied off the devices)."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(data_iterator),
+        )
+        self.manager.save(step, args=args, force=True)
+
+    def restore(self, step: int, abstract_state: Any,
+                data_iterator: grain.DatasetIterator) -> Any:
+        """Restore ``step`` onto ``abstract_state``'s shapes and shardings; rewind the iterator."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+        )
+        try:
+            restored = self.manager.restore(step, args=args)
+        except (ValueError, KeyError, TypeError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FnoError(
+                f"checkpoint {self.directory}/{step} does not match this config's model or "
+                f"optimizer ({first_line}); use another --workdir or the config it was "
+                f"written with") from e
+        logging.info("Restored checkpoint at step %d from %s", step, self.directory)
+        return restored["state"]
+
+    def wait(self) -> None:
+        """Block until any asynchronous save has been committed to disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """Shape/dtype/sharding skeleton of ``tree``, the restore target orbax needs."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                        tree)

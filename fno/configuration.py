@@ -1,0 +1,124 @@
+"""Config checks and small workdir helpers.
+
+Every check raises ``FnoError`` with a one-line message that names the offending field, before
+any work starts, so a typo costs a second instead of a crashed job an hour in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import jax
+import ml_collections
+
+from fno.errors import FnoError
+from fno.model import ACTIVATIONS, SPECTRAL_IMPLS
+from fno.parallel import MODES, Strategy
+
+_POSITIVE_INTS = (
+    "batch_size", "steps_per_call", "keep_checkpoints", "data.num_train", "data.num_test",
+    "data.resolution", "model.width", "model.modes", "model.num_layers",
+    "model.projection_width", "data.generate.num_samples", "data.generate.resolution",
+)
+_NON_NEGATIVE_INTS = ("num_epochs", "log_every_steps", "eval_every_steps",
+                      "checkpoint_every_steps", "num_plot_samples", "lr_decay_epochs")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Device-independent checks of field values and their combinations."""
+    if config.mode not in MODES:
+        raise FnoError(f"config.mode: unknown mode {config.mode!r}; choose one of "
+                       f"{', '.join(MODES)}")
+    for name in _POSITIVE_INTS:
+        value = _get(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise FnoError(f"config.{name} must be a positive integer, got {value!r}")
+    for name in _NON_NEGATIVE_INTS:
+        value = _get(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise FnoError(f"config.{name} must be a non-negative integer, got {value!r}")
+    if config.num_train_steps <= 0 and config.num_epochs <= 0:
+        raise FnoError("config.num_epochs or config.num_train_steps must be positive")
+    for name in ("learning_rate", "lr_decay_factor"):
+        if not float(config[name]) > 0:
+            raise FnoError(f"config.{name} must be positive, got {config[name]!r}")
+    if not float(config.weight_decay) >= 0:
+        raise FnoError(f"config.weight_decay must be >= 0, got {config.weight_decay!r}")
+    if config.model.activation not in ACTIVATIONS:
+        raise FnoError(f"config.model.activation: unknown {config.model.activation!r}; "
+                       f"choose one of {', '.join(sorted(ACTIVATIONS))}")
+    if config.model.spectral_impl not in SPECTRAL_IMPLS:
+        raise FnoError(f"config.model.spectral_impl: unknown {config.model.spectral_impl!r}; "
+                       f"choose one of {', '.join(SPECTRAL_IMPLS)}")
+    for resolution in (config.data.resolution, *config.data.eval_resolutions):
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
+            raise FnoError(f"config.data resolutions must be positive integers, got "
+                           f"{resolution!r}")
+        if 2 * config.model.modes > resolution:
+            raise FnoError(f"config.model.modes={config.model.modes} is more than half of "
+                           f"resolution {resolution} (need modes <= s/2)")
+
+
+def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) -> None:
+    """Checks that depend on how many devices and processes the mode splits the batch over."""
+    ways = strategy.data_parallel_size
+    if config.batch_size % ways:
+        raise FnoError(f"config.batch_size={config.batch_size} is not divisible by the "
+                       f"{ways} devices that mode {config.mode!r} splits it over")
+    if config.batch_size % jax.process_count():
+        raise FnoError(f"config.batch_size={config.batch_size} is not divisible by the "
+                       f"process count {jax.process_count()}")
+
+
+def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    """``num_train_steps`` if positive, else ``num_epochs`` whole epochs."""
+    if config.num_train_steps > 0:
+        return config.num_train_steps
+    return config.num_epochs * steps_per_epoch
+
+
+def prepare_workdir(workdir: str) -> str:
+    """Create ``workdir`` if needed and make sure it is writable; return its absolute path."""
+    if not workdir:
+        raise FnoError("--workdir is required")
+    workdir = os.path.abspath(os.path.expanduser(workdir))
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise FnoError(f"workdir {workdir} is not writable: {e.strerror or e}") from e
+    return workdir
+
+
+def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
+    """``{'model.width': 64, ...}``: hyper-parameters for the metric writers."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, ml_collections.ConfigDict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = ",".join(str(v) for v in value)
+        else:
+            flat[name] = value
+    return flat
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write JSON to a temporary file and rename it over ``path``: never a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        tmp = f.name
+    os.replace(tmp, path)

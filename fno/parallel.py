@@ -1,0 +1,195 @@
+"""Execution modes as small strategies: where the state lives, how host batches become device
+input, and how a step is compiled. The training loop in ``fno.train`` is the same for all.
+
+| mode        | devices             | state                          | one call runs          |
+|-------------|---------------------|--------------------------------|------------------------|
+| basic       | first local device  | on that device                 | 1 step, jit            |
+| scan        | first local device  | on that device                 | k steps, jit(lax.scan) |
+| pmap        | all devices         | replicated, leading device axis | 1 step, pmap          |
+| pmap_scan   | all devices         | replicated, leading device axis | k steps, pmap(scan)   |
+| mesh        | all devices, Mesh   | NamedSharding, replicated      | 1 step, jit            |
+| mesh_scan   | all devices, Mesh   | NamedSharding, replicated      | k steps, jit(lax.scan) |
+
+A *step function* ``step(state, batch) -> (state, metrics)`` is pure and knows nothing about
+devices except, in pmap modes, the name of the axis to average gradients over. Scan modes wrap
+it in ``lax.scan`` over a leading ``[k, ...]`` axis of stacked batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.jax_utils
+import jax
+import numpy as np
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+MODES = ("basic", "scan", "pmap", "pmap_scan", "mesh", "mesh_scan")
+PMAP_AXIS = "batch"
+DATA_AXIS = "data"
+
+State = Any
+Batch = dict[str, np.ndarray]
+StepFn = Callable[..., tuple[State, Any]]
+
+
+def scan_steps(step: StepFn) -> StepFn:
+    """Run ``step`` over the leading axis of ``batches`` and reduce the per-step metrics."""
+
+    def multi_step(state, batches, **kwargs):
+        def body(carry, batch):
+            return step(carry, batch, **kwargs)
+
+        state, metrics = jax.lax.scan(body, state, batches)
+        return state, metrics.reduce()
+
+    return multi_step
+
+
+class Strategy:
+    """Base class: one device, plain jit. Subclasses override placement and compilation."""
+
+    uses_scan = False
+    axis_name: str | None = None
+
+    def __init__(self, devices: list[jax.Device] | None = None):
+        self.devices = devices or [jax.local_devices()[0]]
+        self.sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
+
+    @property
+    def data_parallel_size(self) -> int:
+        """How many ways the global batch is split across devices."""
+        return 1
+
+    # --- state -------------------------------------------------------------------------
+    @property
+    def state_sharding(self) -> jax.sharding.Sharding:
+        """Sharding of the *logical* state (no device axis): restore targets use it."""
+        return self.sharding
+
+    def place_state(self, logical_state: State) -> State:
+        return jax.device_put(logical_state, self.state_sharding)
+
+    def logical_state(self, state: State) -> State:
+        """The state without any device axis, for checkpoints, evaluation and comparison."""
+        return state
+
+    # --- batches -----------------------------------------------------------------------
+    def put_batch(self, batch: Batch, stacked: bool) -> Any:
+        """Host arrays of this process, ``[b, ...]`` or ``[k, b, ...]`` when ``stacked``."""
+        return jax.device_put(batch, self.sharding)
+
+    def metrics_to_host(self, metrics: Any) -> Any:
+        return metrics
+
+    # --- compilation -------------------------------------------------------------------
+    def compile_train(self, step: StepFn) -> Callable[[State, Any], tuple[State, Any]]:
+        fn = scan_steps(step) if self.uses_scan else step
+        return jax.jit(fn, donate_argnums=0)
+
+    def compile_eval(self, eval_step: Callable) -> Callable:
+        return jax.jit(eval_step)
+
+
+class ScanStrategy(Strategy):
+    uses_scan = True
+
+
+class PmapStrategy(Strategy):
+    """Legacy data parallelism: the state carries a leading device axis; gradients pmean."""
+
+    axis_name = PMAP_AXIS
+
+    def __init__(self, devices: list[jax.Device] | None = None):
+        super().__init__(devices or jax.local_devices())
+
+    @property
+    def data_parallel_size(self) -> int:
+        return jax.device_count()
+
+    def place_state(self, logical_state: State) -> State:
+        # axis_name matching the pmap axis avoids a recompilation on the second call.
+        return flax.jax_utils.replicate(logical_state, self.devices, axis_name=PMAP_AXIS)
+
+    def logical_state(self, state: State) -> State:
+        return jax.tree.map(lambda x: x[0], state)
+
+    def put_batch(self, batch: Batch, stacked: bool) -> Any:
+        # [b, ...] -> [d, b/d, ...]; stacked [k, b, ...] -> [d, k, b/d, ...].
+        d = len(self.devices)
+
+        def split(x):
+            if stacked:
+                k, b = x.shape[:2]
+                return x.reshape(k, d, b // d, *x.shape[2:]).swapaxes(0, 1)
+            return x.reshape(d, x.shape[0] // d, *x.shape[1:])
+
+        return jax.tree.map(split, batch)
+
+    def metrics_to_host(self, metrics: Any) -> Any:
+        return jax.tree.map(lambda x: x[0], metrics)
+
+    def compile_train(self, step: StepFn) -> Callable:
+        fn = scan_steps(step) if self.uses_scan else step
+        return jax.pmap(lambda s, b: fn(s, b, axis_name=PMAP_AXIS), axis_name=PMAP_AXIS,
+                        devices=self.devices, donate_argnums=0)
+
+    def compile_eval(self, eval_step: Callable) -> Callable:
+        return jax.pmap(lambda p, b: eval_step(p, b, axis_name=PMAP_AXIS),
+                        axis_name=PMAP_AXIS, devices=self.devices)
+
+
+class PmapScanStrategy(PmapStrategy):
+    uses_scan = True
+
+
+class MeshStrategy(Strategy):
+    """jit over a ``Mesh``: replicated state, batches sharded along the 'data' axis."""
+
+    def __init__(self, devices: list[jax.Device] | None = None):
+        devices = devices or jax.devices()
+        self.devices = devices
+        self.mesh = jax.sharding.Mesh(np.asarray(devices), (DATA_AXIS,),
+                                      axis_types=(AxisType.Auto,))
+        self.sharding = NamedSharding(self.mesh, P())
+
+    @property
+    def data_parallel_size(self) -> int:
+        return self.mesh.shape[DATA_AXIS]
+
+    def put_batch(self, batch: Batch, stacked: bool) -> Any:
+        spec = P(None, DATA_AXIS) if stacked else P(DATA_AXIS)
+        sharding = NamedSharding(self.mesh, spec)
+        # Host-local rows become one global array; on one process this is a plain put.
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+    def compile_train(self, step: StepFn) -> Callable:
+        fn = scan_steps(step) if self.uses_scan else step
+        return jax.jit(fn, out_shardings=(self.sharding, self.sharding), donate_argnums=0)
+
+    def compile_eval(self, eval_step: Callable) -> Callable:
+        return jax.jit(eval_step, out_shardings=self.sharding)
+
+
+class MeshScanStrategy(MeshStrategy):
+    uses_scan = True
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {
+    "basic": Strategy,
+    "scan": ScanStrategy,
+    "pmap": PmapStrategy,
+    "pmap_scan": PmapScanStrategy,
+    "mesh": MeshStrategy,
+    "mesh_scan": MeshScanStrategy,
+}
+
+
+def make_strategy(mode: str) -> Strategy:
+    """The strategy for a config's ``mode``."""
+    if mode not in _STRATEGIES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return _STRATEGIES[mode]()

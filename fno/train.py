@@ -1,0 +1,292 @@
+"""Training and evaluation: pure step functions and the one loop shared by every mode.
+
+The loop asks the mode's strategy (``fno.parallel``) to place the state, to turn host batches
+into device input and to compile the steps; everything else (data, metrics, evaluation,
+checkpoints, preemption) is written once here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from fno import checkpoint as checkpoint_lib
+from fno import configuration, datasets, input_pipeline, parallel, plotting, writers
+from fno import metrics as metrics_lib
+from fno.errors import FnoError
+from fno.model import FNO1d
+
+State = dict[str, Any]
+
+
+# --- model, optimizer, state ------------------------------------------------------------
+def create_model(config: ml_collections.ConfigDict, seed: int) -> FNO1d:
+    m = config.model
+    return FNO1d(width=m.width, modes=m.modes, num_layers=m.num_layers,
+                 activation=m.activation, projection_width=m.projection_width,
+                 spectral_impl=m.spectral_impl, rngs=nnx.Rngs(params=seed))
+
+
+def create_optimizer(config: ml_collections.ConfigDict,
+                     steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam with coupled L2 weight decay (as PyTorch's Adam(weight_decay=...)) and a
+    staircase schedule that multiplies the lr by ``lr_decay_factor`` every few epochs."""
+    schedule = optax.exponential_decay(
+        init_value=config.learning_rate,
+        transition_steps=max(1, config.lr_decay_epochs * steps_per_epoch),
+        decay_rate=config.lr_decay_factor,
+        staircase=True,
+    )
+    return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.adam(schedule))
+
+
+def init_state(model: FNO1d, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, State]:
+    """The model's static structure and the logical training state (plain dicts of arrays)."""
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = nnx.to_pure_dict(params)
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    return graphdef, state
+
+
+def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
+    """A pure ``apply(params, u0) -> u1`` for the model structure ``graphdef``."""
+
+    def apply(params, u0):
+        return nnx.merge(graphdef, nnx.State(params))(u0)
+
+    return apply
+
+
+# --- steps --------------------------------------------------------------------------------
+def make_train_step(apply: Callable, tx: optax.GradientTransformation) -> Callable:
+    """``step(state, batch, axis_name=None) -> (state, TrainMetrics)``.
+
+    The loss is the mean per-sample relative L2 error (the released code summed it; the mean
+    only rescales). Under pmap the gradient is averaged over ``axis_name``: every device holds
+    the same number of samples, so this equals the gradient of the global mean.
+    """
+
+    def step(state: State, batch, axis_name: str | None = None):
+        def loss_fn(params):
+            pred = apply(params, batch["x"])
+            rel = metrics_lib.relative_l2(pred, batch["y"])
+            return jnp.mean(rel), (rel, pred)
+
+        grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
+        if axis_name is not None:
+            grads = jax.lax.pmean(grads, axis_name)
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
+        metrics = metrics_lib.TrainMetrics.single_from_model_output(
+            rel_l2=rel, mse=metrics_lib.mean_squared_error(pred, batch["y"]))
+        return new_state, metrics_lib.sum_over_devices(metrics, axis_name)
+
+    return step
+
+
+def make_eval_step(apply: Callable) -> Callable:
+    """``eval_step(state, batch, axis_name=None) -> EvalMetrics`` over the masked batch."""
+
+    def eval_step(state: State, batch, axis_name: str | None = None):
+        pred = apply(state["params"], batch["x"])
+        metrics = metrics_lib.EvalMetrics.single_from_model_output(
+            rel_l2=metrics_lib.relative_l2(pred, batch["y"]),
+            mse=metrics_lib.mean_squared_error(pred, batch["y"]),
+            mask=batch["mask"] > 0)
+        return metrics_lib.sum_over_devices(metrics, axis_name)
+
+    return eval_step
+
+
+# --- evaluation ---------------------------------------------------------------------------
+def evaluate(strategy: parallel.Strategy, eval_fn: Callable, state: State,
+             sources: dict[int, Any], config: ml_collections.ConfigDict) -> dict[str, float]:
+    """Test metrics at every resolution, named as in metrics.jsonl."""
+    results = {}
+    for resolution, source in sources.items():
+        total = None
+        for batch in input_pipeline.eval_batches(source, config.batch_size,
+                                                 jax.process_index(), jax.process_count()):
+            m = strategy.metrics_to_host(eval_fn(state, strategy.put_batch(batch, False)))
+            total = m if total is None else total.merge(m)
+        names = metrics_lib.eval_metric_names(resolution, config.data.resolution)
+        for key, value in total.compute().items():
+            results[names[key]] = float(value)
+    return results
+
+
+# --- preemption ---------------------------------------------------------------------------
+class PreemptionFlag:
+    """Set by SIGTERM; the loop checks it between calls, saves and exits cleanly."""
+
+    def __init__(self):
+        self.triggered = False
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        logging.warning("SIGTERM received: will save a checkpoint and stop.")
+        self.triggered = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+# --- the loop -------------------------------------------------------------------------------
+def _next_call_size(step: int, config: ml_collections.ConfigDict, strategy: parallel.Strategy,
+                    total_steps: int) -> int:
+    """Steps in the next compiled call: K for scan modes, cut short at the next report,
+    evaluation, checkpoint or the end, so those happen at exactly their configured steps."""
+    if not strategy.uses_scan:
+        return 1
+    size = min(config.steps_per_call, total_steps - step)
+    for every in (config.log_every_steps, config.eval_every_steps,
+                  config.checkpoint_every_steps):
+        if every > 0:
+            size = min(size, every - step % every)
+    return size
+
+
+def _due(step: int, every: int, total_steps: int) -> bool:
+    return step == total_steps or (every > 0 and step % every == 0)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train the FNO described by ``config``, writing everything under ``workdir``.
+
+    Rerunning with the same workdir resumes from the latest checkpoint. Returns the final
+    results (also written to ``workdir/results.json`` by process 0).
+    """
+    configuration.validate(config)
+    workdir = configuration.prepare_workdir(workdir)
+    is_writer = jax.process_index() == 0
+
+    strategy = parallel.make_strategy(config.mode)
+    configuration.validate_for_devices(config, strategy)
+    data = datasets.load(config)
+    steps_per_epoch = len(data.train) // config.batch_size
+    total_steps = configuration.total_steps(config, steps_per_epoch)
+
+    model = create_model(config, config.seed)
+    tx = create_optimizer(config, steps_per_epoch)
+    graphdef, logical_state = init_state(model, tx)
+    apply = make_apply(graphdef)
+    train_fn = strategy.compile_train(make_train_step(apply, tx))
+    eval_fn = strategy.compile_eval(make_eval_step(apply))
+
+    batches = input_pipeline.TrainBatches(data.train, config.batch_size, config.seed,
+                                          jax.process_index(), jax.process_count())
+    train_iter = input_pipeline.train_iterator(batches, total_steps)
+    checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                               max_to_keep=config.keep_checkpoints)
+    start_step = checkpointer.latest_step() or 0
+    if start_step:
+        abstract = checkpoint_lib.abstract_like(logical_state, strategy.state_sharding)
+        logical_state = checkpointer.restore(start_step, abstract, train_iter)
+    state = strategy.place_state(logical_state)
+    del logical_state
+
+    writer = writers.create_writers(workdir, write_files=is_writer)
+    if start_step == 0:
+        writer.write_hparams(configuration.flatten(config))
+    from clu import periodic_actions  # after fno.writers, which makes it importable without TF
+
+    report_progress = periodic_actions.ReportProgress(
+        num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps or None)
+    logging.info("Training %s mode on %d device(s): steps %d -> %d (%d per epoch).",
+                 config.mode, len(strategy.devices), start_step, total_steps, steps_per_epoch)
+
+    step = start_step
+    train_metrics = None
+    eval_results: dict[str, float] = {}
+    window_start, window_step = time.perf_counter(), step
+    train_start = time.perf_counter()
+    preempted = False
+    with PreemptionFlag() as preemption:
+        while step < total_steps:
+            size = _next_call_size(step, config, strategy, total_steps)
+            if strategy.uses_scan:
+                host_batch = input_pipeline.next_batches(train_iter, size)
+            else:
+                host_batch = next(train_iter)
+            state, m = train_fn(state, strategy.put_batch(host_batch, strategy.uses_scan))
+            m = strategy.metrics_to_host(m)
+            train_metrics = m if train_metrics is None else train_metrics.merge(m)
+            for s in range(step + 1, step + size + 1):
+                report_progress(s)
+            step += size
+
+            if _due(step, config.log_every_steps, total_steps):
+                scalars = {k: float(v) for k, v in train_metrics.compute().items()}
+                elapsed = time.perf_counter() - window_start
+                scalars["samples_per_s"] = (step - window_step) * config.batch_size / elapsed
+                writer.write_scalars(step, scalars)
+                train_metrics = None
+                window_start, window_step = time.perf_counter(), step
+            if _due(step, config.eval_every_steps, total_steps):
+                eval_results = evaluate(strategy, eval_fn, state, data.test, config)
+                writer.write_scalars(step, eval_results)
+                if is_writer and config.num_plot_samples > 0:
+                    plotting.write_prediction_figure(
+                        workdir, writer, step, apply, strategy.logical_state(state),
+                        data.test[config.data.resolution], config.num_plot_samples)
+            preempted = preemption.triggered
+            if _due(step, config.checkpoint_every_steps, total_steps) or preempted:
+                checkpointer.save(step, strategy.logical_state(state), train_iter)
+            if preempted:
+                break
+
+    checkpointer.wait()
+    checkpointer.close()
+    wall_s = time.perf_counter() - train_start
+    if preempted:
+        writer.flush()
+        logging.warning("Preempted at step %d: checkpoint saved. Rerun the same command to "
+                        "resume.", step)
+        return {"preempted": True, "step": step}
+    if not eval_results:  # resumed a finished run: evaluate again for results.json
+        eval_results = evaluate(strategy, eval_fn, state, data.test, config)
+    results = {
+        **eval_results,
+        "step": step,
+        "steps_this_run": step - start_step,
+        "wall_s": wall_s,
+        "samples_per_s": (step - start_step) * config.batch_size / max(wall_s, 1e-9),
+        "mode": config.mode,
+        "devices": jax.device_count(),
+        "processes": jax.process_count(),
+        "config": config.to_dict(),
+    }
+    if is_writer:
+        configuration.write_json_atomic(os.path.join(workdir, "results.json"), results)
+    writer.flush()
+    writer.close()
+    logging.info("Done: %s", json.dumps({k: v for k, v in results.items() if k != "config"}))
+    return results
+
+
+def final_params(workdir: str) -> Any:
+    """Helper for tests and analysis: the parameters of the latest checkpoint as numpy."""
+    checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
+    step = checkpointer.latest_step()
+    if step is None:
+        raise FnoError(f"no checkpoint in {workdir}")
+    restored = checkpointer.manager.restore(step)
+    checkpointer.close()
+    return jax.tree.map(np.asarray, restored["state"]["params"])
