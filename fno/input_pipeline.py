@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Protocol
 
 import grain
 import numpy as np
@@ -22,7 +23,7 @@ import numpy as np
 Batch = dict[str, np.ndarray]
 
 
-class BatchSource:
+class BatchSource(Protocol):
     """What the pipelines need from a data source: its length and a vectorised row read."""
 
     def __len__(self) -> int: ...
