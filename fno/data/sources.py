@@ -1,0 +1,371 @@
+"""Random-access (grain) data sources over Burgers datasets, validated on open.
+
+:func:`open_dataset` reads three layouts and returns an :class:`ArraySource`:
+
+* a directory written by :mod:`fno.data.burgers` (``meta.json``, ``u0.npy``, ``u1.npy``):
+  memory-mapped, with the sha256 checksums of meta.json verified (once per process and file
+  version) and the array shapes checked against it;
+* the original FNO file ``burgers_data_R10.mat`` layout (keys ``a`` and ``u``, [N, S]),
+  MATLAB v5 via scipy.io and v7.3 (HDF5) via h5py, where MATLAB's column-major storage makes
+  the arrays appear transposed ([S, N]);
+* a generic ``.npz`` or ``.h5``/``.hdf5`` file with [N, S] arrays under named keys.
+
+Lower resolutions are the stored samples subsampled as ``[:, ::S_file // resolution]``.
+Every problem with the data raises :class:`DataError` with a one-line message that starts with
+the file name. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.io
+from absl import logging
+
+from fno.data import burgers
+
+# Rows per block when scanning arrays for NaN/Inf, so big memmaps are never loaded at once.
+_SCAN_ROWS = 256
+# (path, size, mtime_ns, inode) -> sha256 of files already verified in this process.
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}
+
+
+class DataError(ValueError):
+    """A dataset file that is missing, malformed or inconsistent; the message names the file."""
+
+
+def _fail(path: os.PathLike | str, problem: str) -> DataError:
+    return DataError(f"{path}: {problem}".replace("\n", " "))
+
+
+class ArraySource:
+    """Samples ``[start, stop)`` of paired [N, S_file] arrays, served at S_file // sub points.
+
+    ``inputs`` and ``outputs`` may be memory maps; they are read lazily and pickled by file
+    reference (grain worker processes re-open them instead of copying the data).
+    """
+
+    def __init__(self, inputs: np.ndarray, outputs: np.ndarray, *, path: str, sub: int = 1,
+                 start: int = 0, stop: int | None = None):
+        self._inputs, self._outputs = inputs, outputs
+        self._path, self._sub = str(path), int(sub)
+        self._start = int(start)
+        self._stop = len(inputs) if stop is None else int(stop)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def resolution(self) -> int:
+        return len(range(0, self._inputs.shape[1], self._sub))
+
+    @property
+    def num_samples(self) -> int:
+        return self._stop - self._start
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __repr__(self) -> str:
+        return (f"ArraySource(path={self._path!r}, resolution={self.resolution}, "
+                f"samples=[{self._start}:{self._stop}])")
+
+    def _rows(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
+            raise TypeError(f"indices must be a 1-D integer array, got {indices.dtype} "
+                            f"{indices.shape}")
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"{self!r}: indices must lie in [0, {len(self)})")
+        return indices.astype(np.int64) + self._start
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if not isinstance(index, int | np.integer):
+            raise TypeError(f"index must be an integer, got {type(index).__name__}")
+        if index < 0:
+            index += len(self)
+        (row,) = self._rows(np.array([index]))
+        return {"x": np.asarray(self._inputs[row, ::self._sub], dtype=np.float32),
+                "y": np.asarray(self._outputs[row, ::self._sub], dtype=np.float32)}
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y), float32 [len(indices), resolution] each, in the order of ``indices``.
+
+        Rows are read in ascending file order (sequential for memory maps), then put back in
+        the requested order.
+        """
+        rows = self._rows(indices)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        result = []
+        for array in (self._inputs, self._outputs):
+            block = np.asarray(array[sorted_rows, ::self._sub], dtype=np.float32)
+            out = np.empty_like(block)
+            out[order] = block
+            result.append(out)
+        return result[0], result[1]
+
+    def subset(self, start: int | None = None, stop: int | None = None) -> ArraySource:
+        """Samples ``[start, stop)`` of this source (slice semantics; negatives count from
+        the end) as a new source over the same arrays."""
+        n = len(self)
+        first = 0 if start is None else start + n if start < 0 else start
+        last = n if stop is None else stop + n if stop < 0 else stop
+        if not 0 <= first <= last <= n:
+            raise _fail(self._path, f"cannot take samples [{start}:{stop}] of {n}")
+        return ArraySource(self._inputs, self._outputs, path=self._path, sub=self._sub,
+                           start=self._start + first, stop=self._start + last)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_inputs", "_outputs"):
+            array = state[key]
+            if isinstance(array, np.memmap) and array.filename is not None:
+                state[key] = ("memmap", array.filename, array.dtype.str, array.shape,
+                              array.offset, bool(array.flags.f_contiguous and array.ndim > 1
+                                                 and not array.flags.c_contiguous))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in ("_inputs", "_outputs"):
+            if isinstance(state[key], tuple):
+                _, filename, dtype, shape, offset, fortran = state[key]
+                state[key] = np.memmap(filename, dtype=np.dtype(dtype), mode="r", shape=shape,
+                                       offset=offset, order="F" if fortran else "C")
+        self.__dict__.update(state)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int) -> int:
+    if not isinstance(resolution, int | np.integer) or resolution <= 0:
+        raise _fail(path, f"resolution must be a positive integer, got {resolution!r}")
+    if file_resolution % resolution:
+        raise _fail(path, f"resolution {resolution} does not divide the file's resolution "
+                          f"{file_resolution}")
+    return file_resolution // resolution
+
+
+def _check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any) -> None:
+    """Both arrays real, numeric, [N, S], same shape."""
+    for name, array in zip(names, (a, u), strict=True):
+        if array.dtype.kind not in "fiu":
+            raise _fail(path, f"{name!r} has non-real dtype {array.dtype}")
+        if len(array.shape) != 2:
+            raise _fail(path, f"{name!r} must have rank 2 [samples, points], got shape "
+                              f"{tuple(array.shape)}")
+        if array.shape[0] < 1 or array.shape[1] < 1:
+            raise _fail(path, f"{name!r} is empty, shape {tuple(array.shape)}")
+    if a.shape[0] != u.shape[0]:
+        raise _fail(path, f"{names[0]!r} has {a.shape[0]} samples but {names[1]!r} has "
+                          f"{u.shape[0]}")
+    if a.shape[1] != u.shape[1]:
+        raise _fail(path, f"{names[0]!r} has {a.shape[1]} points per sample but {names[1]!r} "
+                          f"has {u.shape[1]}")
+
+
+def _check_finite(path: pathlib.Path, name: str, array: np.ndarray) -> None:
+    for start in range(0, len(array), _SCAN_ROWS):
+        block = np.asarray(array[start:start + _SCAN_ROWS])
+        if not np.isfinite(block).all():
+            bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            raise _fail(path, f"{name!r} contains NaN or Inf (first in sample {bad})")
+
+
+def _check_shape_meta(path: pathlib.Path, shape: tuple[int, int],
+                      expected_meta: Mapping | None) -> None:
+    """Files without metadata can still be checked for sample count and resolution."""
+    if not expected_meta:
+        return
+    for key, actual in zip(("num_samples", "resolution"), shape, strict=True):
+        if key in expected_meta and expected_meta[key] != actual:
+            raise _fail(path, f"{key} is {actual}, expected {expected_meta[key]}")
+    unchecked = sorted(set(expected_meta) - {"num_samples", "resolution"})
+    if unchecked:
+        logging.warning("%s has no metadata; cannot check %s", path, unchecked)
+
+
+def _values_match(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual == expected
+    if isinstance(actual, int | float) and isinstance(expected, int | float):
+        return math.isclose(actual, expected, rel_tol=1e-12, abs_tol=0.0)
+    return actual == expected
+
+
+# --------------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------------
+
+
+def _verified_sha256(path: pathlib.Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = burgers.file_sha256(path)
+    return _VERIFIED[key]
+
+
+def _open_generated(path: pathlib.Path, resolution: int,
+                    expected_meta: Mapping | None) -> ArraySource:
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise _fail(path, "not a generated dataset (no meta.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _fail(meta_path, f"unreadable metadata ({e})") from e
+    if not isinstance(meta, dict):
+        raise _fail(meta_path, "metadata is not a JSON object")
+    for key, value in (expected_meta or {}).items():
+        if key not in meta:
+            raise _fail(meta_path, f"has no {key!r}, expected {value!r}")
+        if not _values_match(meta[key], value):
+            raise _fail(meta_path, f"{key} is {meta[key]!r}, expected {value!r}")
+    try:
+        shape = (int(meta["num_samples"]), int(meta["resolution"]))
+        checksums = {name: str(meta["sha256"][name]) for name in burgers.FILES}
+    except (KeyError, TypeError, ValueError) as e:
+        raise _fail(meta_path, f"missing or malformed field {e}") from e
+    arrays = []
+    for name in burgers.FILES:
+        file = path / name
+        if not file.is_file():
+            raise _fail(file, "missing")
+        if _verified_sha256(file) != checksums[name]:
+            raise _fail(file, "sha256 does not match meta.json (corrupt or modified)")
+        try:
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise _fail(file, f"not a readable .npy array ({e})") from e
+        if array.shape != shape:
+            raise _fail(file, f"shape {array.shape} does not match meta.json {shape}")
+        arrays.append(array)
+    u0, u1 = arrays
+    _check_pair(path, burgers.FILES, u0, u1)
+    for name, array in zip(burgers.FILES, arrays, strict=True):
+        _check_finite(path / name, name, array)
+    sub = _subsample_step(path, shape[1], resolution)
+    return ArraySource(u0, u1, path=str(path), sub=sub)
+
+
+class _MatlabView:
+    """Shape and dtype of an HDF5 dataset as MATLAB sees it: dimensions reversed."""
+
+    def __init__(self, ds: h5py.Dataset):
+        self.shape = tuple(reversed(ds.shape))
+        self.dtype = ds.dtype
+
+
+def _memmappable(ds: h5py.Dataset) -> bool:
+    return (ds.chunks is None and ds.compression is None and ds.dtype.kind in "fiu"
+            and ds.id.get_offset() is not None)
+
+
+def _open_hdf5(path: pathlib.Path, resolution: int, keys: tuple[str, str],
+               transposed: bool) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
+    """(a, u, sub, (N, S_file)): [N, S_file] memory maps and the subsampling step still to
+    apply, or, when the layout does not allow it, arrays already read at ``resolution`` and
+    sub = 1.
+
+    MATLAB v7.3 (``transposed``) stores an [N, S] matrix as an HDF5 dataset of shape [S, N];
+    samples are then strided on disk, so they are read into memory rather than mapped.
+    """
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise _fail(path, f"not a readable HDF5 file ({e})") from e
+    with f:
+        datasets = []
+        for key in keys:
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                raise _fail(path, f"no dataset {key!r} (found {sorted(f.keys())})")
+            datasets.append(f[key])
+        views = [_MatlabView(d) if transposed else d for d in datasets]
+        _check_pair(path, keys, views[0], views[1])
+        shape = views[0].shape
+        sub = _subsample_step(path, shape[1], resolution)
+        if not transposed and all(_memmappable(d) for d in datasets):
+            a, u = (np.memmap(path, dtype=d.dtype, mode="r", offset=d.id.get_offset(),
+                              shape=d.shape) for d in datasets)
+            return a, u, sub, shape
+        if transposed:
+            arrays = [np.ascontiguousarray(d[::sub, :].T, dtype=np.float32) for d in datasets]
+        else:
+            arrays = [np.ascontiguousarray(d[:, ::sub], dtype=np.float32) for d in datasets]
+    return arrays[0], arrays[1], 1, shape
+
+
+def _open_mat_v5(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = scipy.io.loadmat(path, variable_names=list(keys))
+    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+        raise _fail(path, f"not a readable MATLAB file ({e})") from e
+    for key in keys:
+        if key not in data:
+            raise _fail(path, f"no variable {key!r}")
+    return data[keys[0]], data[keys[1]]
+
+
+def _open_npz(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in keys:
+                if key not in data.files:
+                    raise _fail(path, f"no array {key!r} (found {sorted(data.files)})")
+            return data[keys[0]], data[keys[1]]
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise _fail(path, f"not a readable .npz file ({e})") from e
+
+
+def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "a",
+                 output_key: str = "u", expected_meta: Mapping[str, Any] | None = None
+                 ) -> ArraySource:
+    """Open a Burgers dataset at ``resolution`` points per sample, validating it.
+
+    ``path`` is a generated directory (``input_key``/``output_key`` do not apply: its arrays
+    are u0 and u1), a ``.mat`` file (v5 or v7.3), an ``.npz`` or an ``.h5``/``.hdf5`` file.
+    ``expected_meta`` entries must equal those of a generated directory's meta.json (floats to
+    1e-12 relative); for files without metadata only ``num_samples`` and ``resolution`` (the
+    file's) can be checked, other keys are named in a warning. Raises DataError on any problem
+    with the data.
+    """
+    path = pathlib.Path(path).expanduser().absolute()
+    keys = (input_key, output_key)
+    if not path.exists():
+        raise _fail(path, "no such file or directory")
+    if path.is_dir():
+        return _open_generated(path, resolution, expected_meta)
+    suffix = path.suffix.lower()
+    if suffix in (".mat", ".h5", ".hdf5") and (suffix != ".mat" or h5py.is_hdf5(path)):
+        a, u, sub, file_shape = _open_hdf5(path, resolution, keys, transposed=suffix == ".mat")
+    elif suffix in (".mat", ".npz"):
+        a, u = _open_mat_v5(path, keys) if suffix == ".mat" else _open_npz(path, keys)
+        _check_pair(path, keys, a, u)
+        sub = _subsample_step(path, a.shape[1], resolution)
+        file_shape = a.shape
+    else:
+        raise _fail(path, f"unsupported format {suffix!r} (expected a generated directory, "
+                          ".mat, .npz, .h5 or .hdf5)")
+    _check_shape_meta(path, file_shape, expected_meta)
+    for key, array in zip(keys, (a, u), strict=True):
+        _check_finite(path, key, array)
+    if not isinstance(a, np.memmap):  # in memory: keep only what is served, as float32
+        a = np.ascontiguousarray(a[:, ::sub], dtype=np.float32)
+        u = np.ascontiguousarray(u[:, ::sub], dtype=np.float32)
+        sub = 1
+    return ArraySource(a, u, path=str(path), sub=sub)

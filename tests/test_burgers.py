@@ -1,0 +1,214 @@
+"""The Burgers solver (against Cole–Hopf and a full-resolution solve) and the dataset writer."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fno
+from fno.data import bench, burgers, grf
+
+
+def cole_hopf(u0: np.ndarray, nu: float, t: float, oversample: int = 4) -> np.ndarray:
+    """Exact u(., t) for zero-mean trigonometric-polynomial data u0 [B, S], independent of the
+    solver: u = -2 nu phi_x / phi, phi = heat flow of exp(-int u0 / (2 nu)), all spectral."""
+    b, s = u0.shape
+    m = oversample * s
+    c = np.fft.rfft(u0, norm="forward")
+    assert np.abs(c[:, 0]).max() < 1e-14 and np.abs(c[:, -1]).max() < 1e-14
+    k = np.arange(s // 2 + 1)
+    antiderivative = np.zeros((b, m // 2 + 1), complex)
+    antiderivative[:, 1:s // 2] = c[:, 1:s // 2] / (2j * np.pi * k[1:s // 2])
+    psi = -np.fft.irfft(antiderivative, m, norm="forward") / (2 * nu)
+    phi0 = np.exp(psi - psi.max(axis=1, keepdims=True))  # phi is defined up to a constant
+    km = np.arange(m // 2 + 1)
+    p = np.fft.rfft(phi0, norm="forward") * np.exp(-nu * (2 * np.pi * km) ** 2 * t)
+    phi = np.fft.irfft(p, m, norm="forward")
+    phi_x = np.fft.irfft(2j * np.pi * km * p, m, norm="forward")
+    return (-2 * nu * phi_x / phi)[:, ::oversample]
+
+
+def rel_l2(u, ref):
+    return np.linalg.norm(u - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
+
+
+# ------------------------------------------------------------------------------------ solver
+
+
+def test_phi_functions_match_kassam_trefethen_contour_mean():
+    z = np.concatenate([-np.logspace(-9, 7, 60), [0.0], -np.linspace(0.5, 1.5, 11)])
+    w = z[:, None] + np.exp(1j * np.pi * (np.arange(128) + 0.5) / 64)
+    contour = [np.mean(f, axis=1).real for f in (
+        np.expm1(w) / w, (np.expm1(w) - w) / w**2, (np.expm1(w) - w - w**2 / 2) / w**3)]
+    for ours, ref in zip(burgers.phi_functions(z), contour, strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-11)
+    np.testing.assert_allclose(burgers.phi_functions(np.zeros(1)), [[1], [1 / 2], [1 / 6]])
+
+
+@pytest.mark.parametrize("nu", [0.2, 0.1, 0.05])
+def test_matches_cole_hopf(nu):
+    u0 = grf.sample_grf(1, range(4), 2048)
+    ref = cole_hopf(u0, nu, 1.0)
+    np.testing.assert_allclose(cole_hopf(u0, nu, 1.0, oversample=8), ref, rtol=0, atol=1e-13)
+    err = rel_l2(burgers.solve_burgers(u0, nu=nu, t_final=1.0), ref).max()
+    print(f"nu={nu}: max relative L2 error vs Cole-Hopf {err:.2e}")
+    assert err <= 1e-8
+
+
+def test_cole_hopf_check_catches_a_coarse_solver():
+    u0 = grf.sample_grf(1, range(2), 2048)
+    ref = cole_hopf(u0, 0.1, 1.0)
+    assert rel_l2(burgers.solve_burgers(u0, nu=0.1, steps=20), ref).max() > 1e-8
+    assert rel_l2(burgers.solve_burgers(u0, nu=0.1, grid=32), ref).max() > 1e-8
+
+
+def test_reduced_grid_matches_full_resolution_solve():
+    s = burgers.DEFAULT_RESOLUTION
+    u0 = grf.sample_grf(2, range(3), s)
+    full = burgers.solve_burgers(u0, nu=0.1, grid=s, steps=400, batch_size=3)
+    assert rel_l2(full, cole_hopf(u0, 0.1, 1.0, oversample=2)).max() <= 1e-8  # converged
+    fast = burgers.solve_burgers(u0, nu=0.1)
+    err = rel_l2(fast, full).max()
+    err32 = rel_l2(fast.astype(np.float32), full).max()
+    print(f"reduced grid vs full {s}-point solve: {err:.2e} (stored float32: {err32:.2e})")
+    assert burgers.solver_settings(0.1, 1.0).grid < s // 16
+    assert err32 <= 1e-6
+
+
+def test_solver_settings_rule():
+    assert burgers.solver_settings(0.1, 1.0) == burgers.SolverSettings(grid=256, steps=200)
+    assert burgers.solver_settings(0.005, 1.0) == burgers.SolverSettings(grid=512, steps=1600)
+    assert burgers.solver_settings(0.0025, 2.0) == burgers.SolverSettings(grid=1024, steps=6400)
+    assert burgers.solver_settings(0.1, 1e-3).grid == 512  # little damping: keep more modes
+    with pytest.raises(ValueError, match="below"):
+        burgers.solver_settings(0.001, 1.0)
+    assert burgers.solver_settings(0.001, 1.0, grid=2048, steps=10).grid == 2048
+    for bad in ({"grid": 7}, {"steps": 0}):
+        with pytest.raises(ValueError):
+            burgers.solver_settings(0.1, 1.0, **bad)
+    with pytest.raises(ValueError):
+        burgers.solver_settings(-0.1, 1.0)
+
+
+def test_solver_leaves_float32_default_and_conserves_mean():
+    u0 = grf.sample_grf(0, range(2), 64) + 0.25  # a non-zero mean is advected, not lost
+    u1 = burgers.solve_burgers(u0, nu=0.1)
+    assert u1.dtype == np.float64
+    np.testing.assert_allclose(u1.mean(axis=1), 0.25, atol=1e-14)
+    assert not jax.config.jax_enable_x64
+    assert jnp.zeros(1).dtype == jnp.float32
+    np.testing.assert_array_equal(burgers.solve_burgers(u0[0], nu=0.1), u1[0])
+
+
+# ------------------------------------------------------------------------------------ writer
+
+SMALL = {"num_samples": 10, "resolution": 64, "seed": 3}
+
+
+def read_bytes(path):
+    return {name: (path / name).read_bytes() for name in ("u0.npy", "u1.npy", "meta.json")}
+
+
+def test_output_is_byte_identical_across_chunk_sizes(tmp_path):
+    a = burgers.generate_dataset(tmp_path / "a", chunk_size=3, **SMALL)
+    b = burgers.generate_dataset(tmp_path / "b", chunk_size=10, **SMALL)
+    assert read_bytes(a) == read_bytes(b)
+    c = burgers.generate_dataset(tmp_path / "c", chunk_size=4, **{**SMALL, "seed": 4})
+    assert read_bytes(c)["u0.npy"] != read_bytes(a)["u0.npy"]
+
+
+def test_meta_and_contents(tmp_path):
+    out = burgers.generate_dataset(tmp_path / "ds", nu=0.05, t_final=0.5, **SMALL)
+    assert out == tmp_path / "ds"
+    meta = json.loads((out / "meta.json").read_text())
+    assert {k: meta[k] for k in ("pde", "nu", "t_final", "resolution", "num_samples", "seed",
+                                 "sigma", "tau", "gamma", "fno_version")} == {
+        "pde": "burgers", "nu": 0.05, "t_final": 0.5, "resolution": 64, "num_samples": 10,
+        "seed": 3, "sigma": 25.0, "tau": 5.0, "gamma": 2.0, "fno_version": fno.__version__}
+    settings = burgers.solver_settings(0.05, 0.5)
+    assert meta["solver"]["grid"] == settings.grid and meta["solver"]["steps"] == settings.steps
+    for name in ("u0.npy", "u1.npy"):
+        assert meta["sha256"][name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+    u0, u1 = np.load(out / "u0.npy"), np.load(out / "u1.npy")
+    assert u0.dtype == u1.dtype == np.float32 and u0.shape == u1.shape == (10, 64)
+    exact_u0 = grf.sample_grf(3, range(10), 64)
+    np.testing.assert_array_equal(u0, exact_u0.astype(np.float32))
+    np.testing.assert_array_equal(
+        u1, burgers.solve_burgers(exact_u0, nu=0.05, t_final=0.5).astype(np.float32))
+    assert sorted(os.listdir(tmp_path)) == ["ds"]
+
+
+def test_failure_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+    real = burgers.solve_burgers
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(burgers, "solve_burgers", flaky)
+    with pytest.raises(RuntimeError, match="simulated"):
+        burgers.generate_dataset(tmp_path / "ds", chunk_size=4, **SMALL)
+    assert len(calls) == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_existing_data_is_never_replaced_silently(tmp_path):
+    out = burgers.generate_dataset(tmp_path / "ds", **SMALL)
+    before = read_bytes(out)
+    with pytest.raises(FileExistsError, match="already holds"):
+        burgers.generate_dataset(out, **{**SMALL, "seed": 9})
+    assert read_bytes(out) == before
+    burgers.generate_dataset(out, overwrite=True, **{**SMALL, "seed": 9})
+    assert read_bytes(out)["u0.npy"] != before["u0.npy"]
+    assert sorted(os.listdir(tmp_path)) == ["ds"]
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an empty directory"):
+        burgers.generate_dataset(foreign, **SMALL)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (burgers.generate_dataset(empty, **SMALL) / "meta.json").exists()
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="unknown solver settings"):
+        burgers.generate_dataset(tmp_path / "x", grd=5, **SMALL)
+    with pytest.raises(ValueError, match="below"):
+        burgers.generate_dataset(tmp_path / "x", nu=1e-4, **SMALL)
+    with pytest.raises(ValueError, match="resolution"):
+        burgers.generate_dataset(tmp_path / "x", **{**SMALL, "resolution": 63})
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli(tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "fno.data.burgers", f"--output_dir={out}", "--num_samples=4",
+           "--resolution=64", "--seed=3", "--chunk_size=2"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fno.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "samples/s" in done.stderr and "ETA" in done.stderr
+    np.testing.assert_array_equal(
+        np.load(out / "u0.npy"), grf.sample_grf(3, range(4), 64).astype(np.float32))
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode != 0 and "already holds" in again.stderr
+
+
+def test_bench_runs(capsys):
+    results = bench.benchmark(num_samples=8, resolution=64, nu=0.1, full=False)
+    assert results["samples_per_s"] > 0
+    assert "projected 2048 samples" in capsys.readouterr().out
