@@ -8,6 +8,8 @@ runtime, and calls ``fno.train.train_and_evaluate``. User mistakes (bad config v
 checkpoints) end in a one-line error and exit status 1.
 """
 
+import logging as py_logging
+import os
 import sys
 
 from absl import app, flags, logging
@@ -20,9 +22,44 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and res
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def quiet_library_info_logs() -> None:
+    """orbax logs every checkpoint step at INFO; keep its warnings, drop the chatter."""
+    noisy = (f"{os.sep}orbax{os.sep}", f"{os.sep}grain{os.sep}")
+
+    def keep(record) -> bool:
+        return record.levelno >= py_logging.WARNING or not any(p in record.pathname for p in noisy)
+
+    logging.get_absl_handler().addFilter(keep)
+
+
+def fail(message: str) -> None:
+    """Report a user mistake in one line and exit with status 1."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing, with config-file problems reported as one line, not a traceback.
+
+    ml_collections loads the config file lazily and raises plain Python exceptions for an
+    unreadable file or an unknown field; touching ``FLAGS.config`` here surfaces them now.
+    """
+    try:
+        argv = FLAGS(argv)
+        FLAGS.config.keys()  # forces the lazy load
+    except flags.Error as e:
+        fail(str(e))
+    except (AttributeError, KeyError) as e:
+        fail(f"--config: unknown config field {e}")
+    except (OSError, ValueError, TypeError, SyntaxError) as e:
+        fail(f"--config: {e}")
+    return argv
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    quiet_library_info_logs()
     from fno import distributed
 
     distributed.initialize()  # before any other JAX call
@@ -41,4 +78,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -43,12 +43,14 @@ class Checkpointer:
         self.manager.save(step, args=args, force=True)
 
     def restore(self, step: int, abstract_state: Any,
-                data_iterator: grain.DatasetIterator) -> Any:
-        """Restore ``step`` onto ``abstract_state``'s shapes and shardings; rewind the iterator."""
-        args = ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(data_iterator),
-        )
+                data_iterator: grain.DatasetIterator | None = None) -> Any:
+        """Restore ``step`` onto ``abstract_state``'s shapes and shardings and, if given,
+        rewind ``data_iterator`` to the saved position. ``abstract_state=None`` restores the
+        saved tree as it is (for inspection)."""
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        args = ocp.args.Composite(**items)
         try:
             restored = self.manager.restore(step, args=args)
         except (ValueError, KeyError, TypeError) as e:

@@ -287,6 +287,6 @@ def final_params(workdir: str) -> Any:
     step = checkpointer.latest_step()
     if step is None:
         raise FnoError(f"no checkpoint in {workdir}")
-    restored = checkpointer.manager.restore(step)
+    state = checkpointer.restore(step, abstract_state=None)
     checkpointer.close()
-    return jax.tree.map(np.asarray, restored["state"]["params"])
+    return jax.tree.map(np.asarray, state["params"])

@@ -1,0 +1,167 @@
+"""End to end through main.py and train_and_evaluate: every mode, outputs, exact resume,
+cross-mode restore, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from configs import tiny
+from fno import checkpoint as checkpoint_lib
+from fno import parallel, train
+from fno.data import burgers
+from fno.errors import FnoError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> str:
+    gen = tiny.get_config().data.generate
+    path = tmp_path_factory.mktemp("data") / "burgers_tiny"
+    burgers.generate_dataset(str(path), num_samples=gen.num_samples,
+                             resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
+                             t_final=gen.t_final)
+    return str(path)
+
+
+def tiny_config(dataset: str, **overrides):
+    config = tiny.get_config()
+    config.data.dir = dataset
+    for key, value in overrides.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return config
+
+
+def run_main(workdir, *args, devices: int = 8, timeout: int = 240):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def params_of(workdir) -> list[np.ndarray]:
+    return jax.tree.leaves(train.final_params(str(workdir)))
+
+
+def assert_same(a, b, rtol=0.0):
+    for x, y in zip(a, b, strict=True):
+        if rtol == 0.0:
+            np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())
+
+
+@pytest.mark.parametrize("mode", parallel.MODES)
+def test_every_mode_through_main(mode, dataset, tmp_path):
+    result = run_main(tmp_path, f"--config={ROOT}/configs/tiny.py", f"--config.mode={mode}",
+                      f"--config.data.dir={dataset}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["step"] == 12 and results["mode"] == mode
+    assert np.isfinite(results["test_rel_l2"]) and np.isfinite(results["test_rel_l2_s128"])
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [line["step"] for line in lines if "train_loss" in line]
+    eval_steps = [line["step"] for line in lines if "test_rel_l2" in line]
+    assert train_steps == [4, 8, 12] and eval_steps == [6, 12]
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+    assert sorted(os.listdir(tmp_path / "figures")) == ["predictions_00000006.png",
+                                                        "predictions_00000012.png"]
+    steps = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
+    assert steps[-1] == 12 and 10 in steps
+
+
+def test_modes_reach_the_same_parameters(dataset, tmp_path):
+    """The loop itself (not just the step) is mode independent."""
+    reference = None
+    for mode in ("basic", "pmap_scan", "mesh_scan"):
+        workdir = tmp_path / mode
+        train.train_and_evaluate(tiny_config(dataset, mode=mode), str(workdir))
+        params = params_of(workdir)
+        if reference is None:
+            reference = params
+        else:
+            assert_same(params, reference, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["basic", "mesh_scan"])
+def test_resume_is_bitwise_exact(mode, dataset, tmp_path):
+    train.train_and_evaluate(tiny_config(dataset, mode=mode), str(tmp_path / "straight"))
+    # The same run stopped after 7 steps (final checkpoint at 7), then resumed to 12.
+    resumed = str(tmp_path / "resumed")
+    first = train.train_and_evaluate(tiny_config(dataset, mode=mode, num_train_steps=7),
+                                     resumed)
+    assert first["step"] == 7
+    second = train.train_and_evaluate(tiny_config(dataset, mode=mode), resumed)
+    assert second["step"] == 12 and second["steps_this_run"] == 5
+    assert_same(params_of(resumed), params_of(tmp_path / "straight"))
+
+
+def test_checkpoint_restores_in_every_mode(dataset, tmp_path):
+    config = tiny_config(dataset, mode="pmap", num_train_steps=5)
+    train.train_and_evaluate(config, str(tmp_path))
+    saved = params_of(tmp_path)
+    model = train.create_model(config, config.seed)
+    _, logical = train.init_state(model, train.create_optimizer(config, 4))
+    for mode in parallel.MODES:
+        strategy = parallel.make_strategy(mode)
+        checkpointer = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints"))
+        abstract = checkpoint_lib.abstract_like(logical, strategy.state_sharding)
+        restored = checkpointer.restore(5, abstract)
+        checkpointer.close()
+        placed = strategy.place_state(restored)
+        back = strategy.logical_state(placed)
+        assert_same(jax.tree.leaves(jax.tree.map(np.asarray, back["params"])), saved)
+        assert int(back["step"]) == 5
+
+
+def test_incompatible_checkpoint_is_a_clear_error(dataset, tmp_path):
+    train.train_and_evaluate(tiny_config(dataset, num_train_steps=3), str(tmp_path))
+    before = sorted(os.listdir(tmp_path / "checkpoints"))
+    with pytest.raises(FnoError, match="does not match"):
+        train.train_and_evaluate(tiny_config(dataset, **{"model.width": 12}), str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+BAD_INPUTS = {
+    "unknown mode": ["--config.mode=turbo"],
+    "batch not divisible by devices": ["--config.mode=pmap", "--config.batch_size=12"],
+    "modes above s/2": ["--config.model.modes=40"],
+    "resolution does not divide the data": ["--config.data.resolution=48"],
+    "negative size": ["--config.batch_size=-4"],
+    "unknown config field": ["--config.not_a_field=3"],
+    "wrong type": ["--config.batch_size=eight"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_error(case, dataset, tmp_path):
+    result = run_main(tmp_path / "w", f"--config={ROOT}/configs/tiny.py",
+                      f"--config.data.dir={dataset}", *BAD_INPUTS[case], devices=8)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith(("error:", "FATAL Flags parsing error"))]
+    assert len(errors) == 1, result.stderr[-3000:]
+
+
+def test_missing_config_file_and_unwritable_workdir(dataset, tmp_path):
+    result = run_main(tmp_path, f"--config={tmp_path}/nope.py")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "nope.py" in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_main(blocker / "sub", f"--config={ROOT}/configs/tiny.py",
+                      f"--config.data.dir={dataset}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: workdir" in result.stderr
