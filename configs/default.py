@@ -41,6 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.checkpoint_every_steps = 1000
     # Checkpoints kept on disk (the newest ones).
     config.keep_checkpoints = 3
+    # A step with a non-finite loss or gradient never changes the parameters. By default the
+    # run then stops with an error naming the step; True skips such steps (counted in the
+    # metrics as nonfinite_steps) and carries on.
+    config.skip_nonfinite_steps = False
     # Test samples drawn in the prediction-vs-truth figure written at each evaluation.
     config.num_plot_samples = 4
 

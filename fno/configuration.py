@@ -1,4 +1,4 @@
-"""Config checks and small workdir helpers.
+"""Config checks.
 
 Every check raises ``FnoError`` with a one-line message that names the offending field, before
 any work starts, so a typo costs a second instead of a crashed job an hour in.
@@ -6,9 +6,6 @@ any work starts, so a typo costs a second instead of a crashed job an hour in.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from typing import Any
 
 import jax
@@ -87,20 +84,6 @@ def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
     return config.num_epochs * steps_per_epoch
 
 
-def prepare_workdir(workdir: str) -> str:
-    """Create ``workdir`` if needed and make sure it is writable; return its absolute path."""
-    if not workdir:
-        raise FnoError("--workdir is required")
-    workdir = os.path.abspath(os.path.expanduser(workdir))
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
-            pass
-    except OSError as e:
-        raise FnoError(f"workdir {workdir} is not writable: {e.strerror or e}") from e
-    return workdir
-
-
 def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
     """``{'model.width': 64, ...}``: hyper-parameters for the metric writers."""
     flat = {}
@@ -113,12 +96,3 @@ def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, An
         else:
             flat[name] = value
     return flat
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write JSON to a temporary file and rename it over ``path``: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        tmp = f.name
-    os.replace(tmp, path)

@@ -24,12 +24,66 @@ def mean_squared_error(pred: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.mean(jnp.square(pred - target), axis=-1)
 
 
+NO_STEP = 2**31 - 1  # "no non-finite step seen" for FirstStep
+
+
+@flax.struct.dataclass
+class Count(metrics.Metric):
+    """Number of steps with a property (summed over steps and calls)."""
+
+    total: jax.Array
+
+    @classmethod
+    def from_model_output(cls, flag: jax.Array, **_) -> "Count":
+        return cls(total=jnp.sum(flag.astype(jnp.int32)))
+
+    def merge(self, other: "Count") -> "Count":
+        return type(self)(total=self.total + other.total)
+
+    def reduce(self) -> "Count":
+        return type(self)(total=jnp.sum(self.total))
+
+    def compute(self) -> jax.Array:
+        return self.total
+
+    @classmethod
+    def empty(cls) -> "Count":
+        return cls(total=jnp.zeros((), jnp.int32))
+
+
+@flax.struct.dataclass
+class FirstStep(metrics.Metric):
+    """The earliest step at which a property held (NO_STEP if never)."""
+
+    step: jax.Array
+
+    @classmethod
+    def from_model_output(cls, step: jax.Array, **_) -> "FirstStep":
+        return cls(step=jnp.min(step))
+
+    def merge(self, other: "FirstStep") -> "FirstStep":
+        return type(self)(step=jnp.minimum(self.step, other.step))
+
+    def reduce(self) -> "FirstStep":
+        return type(self)(step=jnp.min(self.step))
+
+    def compute(self) -> jax.Array:
+        return self.step
+
+    @classmethod
+    def empty(cls) -> "FirstStep":
+        return cls(step=jnp.full((), NO_STEP, jnp.int32))
+
+
 @flax.struct.dataclass
 class TrainMetrics(metrics.Collection):
-    """Per-sample averages over the training batches since the last report."""
+    """Training metrics since the last report: per-sample averages over the finite steps,
+    and how many steps (first at which step) had a non-finite loss or gradient."""
 
-    train_loss: metrics.Average.from_output("rel_l2")
-    train_mse: metrics.Average.from_output("mse")
+    train_loss: metrics.Average
+    train_mse: metrics.Average
+    nonfinite_steps: Count
+    first_nonfinite_step: FirstStep
 
 
 @flax.struct.dataclass
@@ -40,8 +94,8 @@ class EvalMetrics(metrics.Collection):
     mse: metrics.Average.from_output("mse")
 
 
-def sum_over_devices(collection: metrics.Collection, axis_name: str | None):
-    """Make a pmap'd collection global: every field of Average is a sum, so psum is exact."""
+def sum_over_devices(collection, axis_name: str | None):
+    """Make pmap'd Average metrics global: their fields are sums, so psum is exact."""
     if axis_name is None:
         return collection
     return jax.tree.map(lambda v: jax.lax.psum(v, axis_name), collection)

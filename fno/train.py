@@ -7,6 +7,8 @@ checkpoints, preemption) is written once here.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
@@ -20,11 +22,13 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from clu import metrics as clu_metrics
 from flax import nnx
 
 from fno import checkpoint as checkpoint_lib
 from fno import configuration, datasets, input_pipeline, parallel, plotting, writers
 from fno import metrics as metrics_lib
+from fno import workdir as workdir_lib
 from fno.errors import FnoError
 from fno.model import FNO1d
 
@@ -70,12 +74,20 @@ def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
 
 
 # --- steps --------------------------------------------------------------------------------
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def make_train_step(apply: Callable, tx: optax.GradientTransformation) -> Callable:
     """``step(state, batch, axis_name=None) -> (state, TrainMetrics)``.
 
     The loss is the mean per-sample relative L2 error (the released code summed it; the mean
     only rescales). Under pmap the gradient is averaged over ``axis_name``: every device holds
     the same number of samples, so this equals the gradient of the global mean.
+
+    A step whose loss or gradient is not finite leaves parameters and optimizer state
+    unchanged and is counted in the metrics; the loop decides whether to stop (the default)
+    or to carry on. Checking on device keeps the loop free of per-step host syncs.
     """
 
     def step(state: State, batch, axis_name: str | None = None):
@@ -87,12 +99,27 @@ def make_train_step(apply: Callable, tx: optax.GradientTransformation) -> Callab
         grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:
             grads = jax.lax.pmean(grads, axis_name)
+        finite = jnp.isfinite(jnp.sum(rel)) & _all_finite(grads)
+        if axis_name is not None:
+            finite = jax.lax.pmin(finite.astype(jnp.int32), axis_name) > 0
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
-        metrics = metrics_lib.TrainMetrics.single_from_model_output(
-            rel_l2=rel, mse=metrics_lib.mean_squared_error(pred, batch["y"]))
-        return new_state, metrics_lib.sum_over_devices(metrics, axis_name)
+        keep = functools.partial(jnp.where, finite)
+        new_state = {"step": state["step"] + 1,
+                     "params": jax.tree.map(keep, params, state["params"]),
+                     "opt_state": jax.tree.map(keep, opt_state, state["opt_state"])}
+        mask = jnp.broadcast_to(finite, rel.shape)
+        mse = metrics_lib.mean_squared_error(pred, batch["y"])
+        metrics = metrics_lib.TrainMetrics.empty().replace(
+            train_loss=metrics_lib.sum_over_devices(
+                clu_metrics.Average.from_model_output(rel, mask=mask), axis_name),
+            train_mse=metrics_lib.sum_over_devices(
+                clu_metrics.Average.from_model_output(mse, mask=mask), axis_name),
+            nonfinite_steps=metrics_lib.Count.from_model_output(~finite),
+            first_nonfinite_step=metrics_lib.FirstStep.from_model_output(
+                jnp.where(finite, metrics_lib.NO_STEP, state["step"] + 1)),
+        )
+        return new_state, metrics
 
     return step
 
@@ -167,6 +194,29 @@ def _due(step: int, every: int, total_steps: int) -> bool:
     return step == total_steps or (every > 0 and step % every == 0)
 
 
+def _check_finite(train_metrics, config, batches, workdir: str, last_checkpoint: int) -> None:
+    """Stop at the first non-finite step (unless configured to skip such steps).
+
+    Called at reporting and checkpoint boundaries, where the host reads the metrics anyway.
+    The step's batch indices go to ``workdir/nonfinite_batch.json`` for inspection.
+    """
+    if train_metrics is None:
+        return
+    bad = int(train_metrics.nonfinite_steps.compute())
+    if bad == 0 or config.skip_nonfinite_steps:
+        if bad:
+            logging.warning("Skipped %d step(s) with a non-finite loss or gradient.", bad)
+        return
+    step = int(train_metrics.first_nonfinite_step.compute())
+    path = os.path.join(workdir, "nonfinite_batch.json")
+    if jax.process_index() == 0:
+        workdir_lib.write_json_atomic(path, {"step": step,
+                                             "sample_indices": batches.indices(step - 1).tolist()})
+    raise FnoError(f"non-finite loss or gradient at step {step} (its batch is listed in {path}); "
+                   f"the last checkpoint (step {last_checkpoint}) is intact; set "
+                   f"config.skip_nonfinite_steps=True to skip such steps instead")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train the FNO described by ``config``, writing everything under ``workdir``.
 
@@ -174,11 +224,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     results (also written to ``workdir/results.json`` by process 0).
     """
     configuration.validate(config)
-    workdir = configuration.prepare_workdir(workdir)
-    is_writer = jax.process_index() == 0
-
+    workdir = workdir_lib.prepare(workdir)
     strategy = parallel.make_strategy(config.mode)
     configuration.validate_for_devices(config, strategy)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(workdir_lib.exclusive(workdir, jax.process_index()))
+        return _train(config, workdir, strategy, cleanup)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.Strategy,
+           cleanup: contextlib.ExitStack) -> dict[str, Any]:
+    is_writer = jax.process_index() == 0
     data = datasets.load(config)
     steps_per_epoch = len(data.train) // config.batch_size
     total_steps = configuration.total_steps(config, steps_per_epoch)
@@ -195,6 +251,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train_iter = input_pipeline.train_iterator(batches, total_steps)
     checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                                max_to_keep=config.keep_checkpoints)
+    cleanup.callback(checkpointer.close)
     start_step = checkpointer.latest_step() or 0
     if start_step:
         abstract = checkpoint_lib.abstract_like(logical_state, strategy.state_sharding)
@@ -203,6 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     del logical_state
 
     writer = writers.create_writers(workdir, write_files=is_writer)
+    cleanup.callback(writer.close)
     if start_step == 0:
         writer.write_hparams(configuration.flatten(config))
     from clu import periodic_actions  # after fno.writers, which makes it importable without TF
@@ -212,7 +270,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.info("Training %s mode on %d device(s): steps %d -> %d (%d per epoch).",
                  config.mode, len(strategy.devices), start_step, total_steps, steps_per_epoch)
 
-    step = start_step
+    step = last_checkpoint = start_step
     train_metrics = None
     eval_results: dict[str, float] = {}
     window_start, window_step = time.perf_counter(), step
@@ -232,8 +290,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 report_progress(s)
             step += size
 
+            preempted = preemption.triggered
+            save = _due(step, config.checkpoint_every_steps, total_steps) or preempted
+            if _due(step, config.log_every_steps, total_steps) or save:
+                _check_finite(train_metrics, config, batches, workdir, last_checkpoint)
             if _due(step, config.log_every_steps, total_steps):
-                scalars = {k: float(v) for k, v in train_metrics.compute().items()}
+                scalars = {k: float(v) for k, v in train_metrics.compute().items()
+                           if k != "first_nonfinite_step"}
                 elapsed = time.perf_counter() - window_start
                 scalars["samples_per_s"] = (step - window_step) * config.batch_size / elapsed
                 writer.write_scalars(step, scalars)
@@ -246,14 +309,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     plotting.write_prediction_figure(
                         workdir, writer, step, apply, strategy.logical_state(state),
                         data.test[config.data.resolution], config.num_plot_samples)
-            preempted = preemption.triggered
-            if _due(step, config.checkpoint_every_steps, total_steps) or preempted:
+            if save:
                 checkpointer.save(step, strategy.logical_state(state), train_iter)
+                last_checkpoint = step
             if preempted:
                 break
 
     checkpointer.wait()
-    checkpointer.close()
     wall_s = time.perf_counter() - train_start
     if preempted:
         writer.flush()
@@ -274,9 +336,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "config": config.to_dict(),
     }
     if is_writer:
-        configuration.write_json_atomic(os.path.join(workdir, "results.json"), results)
+        workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
     writer.flush()
-    writer.close()
     logging.info("Done: %s", json.dumps({k: v for k, v in results.items() if k != "config"}))
     return results
 

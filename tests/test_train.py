@@ -165,3 +165,34 @@ def test_missing_config_file_and_unwritable_workdir(dataset, tmp_path):
                       f"--config.data.dir={dataset}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: workdir" in result.stderr
+
+
+def test_nonfinite_step_stops_with_a_clear_error_and_keeps_the_checkpoint(dataset, tmp_path):
+    # lr = 1e30: the first update is finite but enormous, the next forward pass overflows.
+    config = tiny_config(dataset, learning_rate=1e30, checkpoint_every_steps=1)
+    with pytest.raises(FnoError, match=r"non-finite loss or gradient at step 2 .*checkpoint "
+                                       r"\(step 1\) is intact"):
+        train.train_and_evaluate(config, str(tmp_path))
+    report = json.loads((tmp_path / "nonfinite_batch.json").read_text())
+    assert report["step"] == 2 and len(report["sample_indices"]) == config.batch_size
+    params = params_of(tmp_path)  # the latest checkpoint is step 1 and finite
+    assert all(np.isfinite(p).all() for p in params)
+
+
+def test_nonfinite_steps_can_be_skipped_and_are_counted(dataset, tmp_path):
+    config = tiny_config(dataset, learning_rate=1e30, skip_nonfinite_steps=True)
+    train.train_and_evaluate(config, str(tmp_path))
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    counts = [line["nonfinite_steps"] for line in lines if "nonfinite_steps" in line]
+    assert counts == [3, 4, 4]  # steps 2-4, 5-8, 9-12: every step after the first
+    assert all(np.isfinite(p).all() for p in params_of(tmp_path))
+
+
+def test_second_run_on_the_same_workdir_is_refused(dataset, tmp_path):
+    from fno import workdir as workdir_lib
+
+    with workdir_lib.exclusive(str(tmp_path)):
+        with pytest.raises(FnoError, match="in use by pid"):
+            train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+    # Released on exit: the same run now goes through.
+    assert train.train_and_evaluate(tiny_config(dataset), str(tmp_path))["step"] == 12
