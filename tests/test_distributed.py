@@ -1,0 +1,260 @@
+"""fno.distributed: the environment -> jax.distributed.initialize decision, and real runs.
+
+``plan`` is tested on environment dicts without JAX. Two subprocess tests then start real
+processes on localhost: two processes that look like one SLURM step (JAX's own SLURM
+detection finds the coordinator from SLURM_STEP_NODELIST and JAX_COORDINATOR_PORT) and
+exchange data with a cross-process collective; and one process waiting for a peer that never
+comes, which must fail after FNO_INITIALIZATION_TIMEOUT instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from fno import distributed
+from fno.errors import FnoError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPLICIT = {"FNO_COORDINATOR_ADDRESS": "10.0.0.1:1234", "FNO_NUM_PROCESSES": "4",
+            "FNO_PROCESS_ID": "3"}
+
+
+def slurm_env(ntasks: int, nnodes: int, procid: int = 0, localid: int = 0,
+              **extra: str) -> dict[str, str]:
+    """What srun exports to one task of a step (the subset that matters here)."""
+    env = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": str(ntasks), "SLURM_PROCID": str(procid),
+           "SLURM_LOCALID": str(localid), "SLURM_STEP_NODELIST": "gpu[001-002]",
+           "SLURM_NODELIST": "gpu[001-002]", "SLURM_STEP_NUM_NODES": str(nnodes),
+           "SLURM_NNODES": str(nnodes)}
+    env.update(extra)
+    return env
+
+
+def test_empty_environment_is_single_process():
+    assert distributed.plan({}) is None
+    assert distributed.plan({"HOME": "/root", "CUDA_VISIBLE_DEVICES": "0,1"}) is None
+
+
+def test_explicit_settings_become_kwargs():
+    kwargs = distributed.plan({**EXPLICIT, "FNO_LOCAL_DEVICE_IDS": "0, 2",
+                               "FNO_INITIALIZATION_TIMEOUT": "30",
+                               "FNO_HEARTBEAT_TIMEOUT": "20", "FNO_SHUTDOWN_TIMEOUT": "10"})
+    assert kwargs == {"coordinator_address": "10.0.0.1:1234", "num_processes": 4,
+                      "process_id": 3, "cluster_detection_method": "deactivate",
+                      "local_device_ids": [0, 2], "initialization_timeout": 30,
+                      "heartbeat_timeout_seconds": 20, "shutdown_timeout_seconds": 10}
+
+
+def test_explicit_settings_win_over_an_ambient_cluster():
+    kwargs = distributed.plan({**slurm_env(8, 2), **EXPLICIT})
+    assert kwargs["coordinator_address"] == "10.0.0.1:1234"
+    assert kwargs["cluster_detection_method"] == "deactivate"
+    assert "local_device_ids" not in kwargs  # JAX must not pick [SLURM_LOCALID] either
+
+
+def test_kwargs_match_jax_signature():
+    """Every key plan() can produce is a parameter of the installed jax.distributed.initialize."""
+    import inspect
+
+    import jax
+
+    params = inspect.signature(jax.distributed.initialize).parameters
+    kwargs = distributed.plan({**EXPLICIT, "FNO_LOCAL_DEVICE_IDS": "0",
+                               "FNO_INITIALIZATION_TIMEOUT": "1", "FNO_HEARTBEAT_TIMEOUT": "1",
+                               "FNO_SHUTDOWN_TIMEOUT": "1"})
+    assert set(kwargs) <= set(params)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({**EXPLICIT, "FNO_NUM_PROCESSES": "two"}, "FNO_NUM_PROCESSES='two' is not an integer"),
+    ({**EXPLICIT, "FNO_NUM_PROCESSES": "0"}, "FNO_NUM_PROCESSES=0 must be >= 1"),
+    ({**EXPLICIT, "FNO_PROCESS_ID": "4"}, "FNO_PROCESS_ID=4 out of range"),
+    ({**EXPLICIT, "FNO_PROCESS_ID": "-1"}, "FNO_PROCESS_ID=-1 must be >= 0"),
+    ({"FNO_COORDINATOR_ADDRESS": "h:1"}, "FNO_NUM_PROCESSES, FNO_PROCESS_ID missing"),
+    ({"FNO_PROCESS_ID": "0"}, "FNO_COORDINATOR_ADDRESS, FNO_NUM_PROCESSES missing"),
+    ({**EXPLICIT, "FNO_COORDINATOR_ADDRESS": "10.0.0.1"}, "is not host:port"),
+    ({**EXPLICIT, "FNO_COORDINATOR_ADDRESS": "h:99999"}, "is not host:port"),
+    ({**EXPLICIT, "FNO_LOCAL_DEVICE_IDS": "0,a"}, "not a comma-separated list"),
+    ({**EXPLICIT, "FNO_LOCAL_DEVICE_IDS": "1,1"}, "distinct non-negative"),
+    ({**EXPLICIT, "FNO_INITIALIZATION_TIMEOUT": "5m"}, "FNO_INITIALIZATION_TIMEOUT='5m'"),
+    ({**EXPLICIT, "FNO_HEARTBEAT_TIMEOUT": "0"}, "FNO_HEARTBEAT_TIMEOUT=0 must be >= 1"),
+    ({"FNO_DISTRIBUTED": "yes"}, "must be 'auto' or 'off'"),
+    ({**EXPLICIT, "FNO_DISTRIBUTED": "off"}, "contradicts"),
+    ({**EXPLICIT, "FNO_DISTRIBUTED": "auto"}, "contradicts"),
+    (slurm_env(2, 1, SLURM_NTASKS="x"), "SLURM_NTASKS='x' is not an integer"),
+])
+def test_bad_settings_raise_one_line_fno_error(env, message):
+    with pytest.raises(FnoError, match=message.replace("[", r"\[")) as info:
+        distributed.plan(env)
+    assert "\n" not in str(info.value)
+
+
+def test_off_and_auto_modes():
+    assert distributed.plan({**slurm_env(8, 2), "FNO_DISTRIBUTED": "off"}) is None
+    assert distributed.plan({"FNO_DISTRIBUTED": "auto"}) == {}
+    assert distributed.plan({"FNO_DISTRIBUTED": "AUTO", "FNO_LOCAL_DEVICE_IDS": "0,1",
+                             "FNO_INITIALIZATION_TIMEOUT": "60"}) == {
+        "local_device_ids": [0, 1], "initialization_timeout": 60}
+
+
+def test_slurm_one_task_per_gpu_leaves_device_choice_to_jax():
+    env = slurm_env(8, 2, procid=5, localid=1, CUDA_VISIBLE_DEVICES="0,1,2,3",
+                    SLURM_NTASKS_PER_NODE="4", SLURM_GPUS_ON_NODE="4")
+    assert distributed.plan(env) == {"cluster_detection_method": "slurm"}
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"CUDA_VISIBLE_DEVICES": "0,1,2,3"}, [0, 1, 2, 3]),
+    # Ordinals count after CUDA_VISIBLE_DEVICES remapping: GPUs 4-7 are devices 0-3 to JAX.
+    ({"CUDA_VISIBLE_DEVICES": "4,5,6,7", "SLURM_GPUS_ON_NODE": "8"}, [0, 1, 2, 3]),
+    ({"SLURM_GPUS_ON_NODE": "8"}, list(range(8))),
+    ({"SLURM_GPUS_PER_NODE": "a100:2"}, [0, 1]),
+    ({"SLURM_GPUS_PER_NODE": "gpu:h100:4(S:0-1)"}, [0, 1, 2, 3]),
+])
+def test_slurm_one_task_per_node_drives_all_local_gpus(extra, expected):
+    env = slurm_env(2, 2, procid=1, localid=0, **extra)
+    assert distributed.plan(env) == {"cluster_detection_method": "slurm",
+                                     "local_device_ids": expected}
+    # Recognised from SLURM_NTASKS_PER_NODE too, when the node count is not exported.
+    env = {k: v for k, v in env.items() if "NODES" not in k and "NNODES" not in k}
+    env["SLURM_NTASKS_PER_NODE"] = "1"
+    assert distributed.plan(env)["local_device_ids"] == expected
+
+
+def test_slurm_one_task_per_node_without_gpu_count_falls_back_to_jax(caplog):
+    assert distributed.plan(slurm_env(2, 2)) == {"cluster_detection_method": "slurm"}
+    assert "GPU count is unknown" in caplog.text
+
+
+def test_slurm_task_bound_to_its_own_gpu_uses_what_it_sees():
+    # --gpus-per-task=1: task 3 of the node sees one GPU, device 0, not device 3.
+    env = slurm_env(8, 2, procid=3, localid=3, CUDA_VISIBLE_DEVICES="3")
+    assert distributed.plan(env)["local_device_ids"] == [0]
+
+
+def test_slurm_fno_local_device_ids_override():
+    env = slurm_env(2, 2, CUDA_VISIBLE_DEVICES="0,1,2,3", FNO_LOCAL_DEVICE_IDS="1,2")
+    assert distributed.plan(env)["local_device_ids"] == [1, 2]
+
+
+def test_slurm_single_task_or_outside_srun_is_single_process():
+    assert distributed.plan(slurm_env(1, 1)) is None
+    batch_script = {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "8", "SLURM_NNODES": "2"}
+    assert distributed.plan(batch_script) is None
+
+
+@pytest.mark.parametrize("env", [
+    {"TPU_WORKER_HOSTNAMES": "t1k-0,t1k-1,t1k-2,t1k-3", "TPU_WORKER_ID": "2"},
+    {"TPU_PROCESS_ADDRESSES": "10.0.0.1:8476,10.0.0.2:8476"},
+    {"MEGASCALE_COORDINATOR_ADDRESS": "10.0.0.1", "MEGASCALE_NUM_SLICES": "2"},
+    {"MEGASCALE_NUM_SLICES": "2"},
+    {"CLOUD_TPU_TASK_ID": "1"},
+])
+def test_tpu_pod_uses_jax_auto_detection(env):
+    assert distributed.plan(env) == {}
+    assert distributed.plan({**env, "FNO_HEARTBEAT_TIMEOUT": "600"}) == {
+        "heartbeat_timeout_seconds": 600}
+
+
+def test_single_tpu_host_is_single_process():
+    assert distributed.plan({"TPU_WORKER_HOSTNAMES": "localhost", "TPU_WORKER_ID": "0",
+                             "MEGASCALE_NUM_SLICES": "1"}) is None
+
+
+def test_initialize_is_a_no_op_for_a_single_process(monkeypatch):
+    import jax
+
+    for name in list(os.environ):
+        if name.startswith(("FNO_", "SLURM_", "TPU_", "MEGASCALE_", "CLOUD_TPU")):
+            monkeypatch.delenv(name)
+
+    def fail(**kwargs):
+        raise AssertionError(f"jax.distributed.initialize called with {kwargs}")
+
+    monkeypatch.setattr(jax.distributed, "initialize", fail)
+    distributed.initialize()
+    monkeypatch.setenv("FNO_NUM_PROCESSES", "2")
+    with pytest.raises(FnoError, match="missing"):
+        distributed.initialize()
+
+
+# --- real processes on localhost -----------------------------------------------------------
+
+SNIPPET = textwrap.dedent("""
+    from fno import distributed
+    distributed.initialize()  # before any other JAX call
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import multihost_utils
+    gathered = multihost_utils.process_allgather(jnp.array([10 + jax.process_index()]))
+    print("RESULT", jax.process_count(), jax.process_index(), jax.local_device_count(),
+          jax.device_count(), gathered.ravel().tolist(), flush=True)
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment minus any cluster variables of the machine running the tests."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FNO_", "SLURM_", "TPU_", "MEGASCALE_", "CLOUD_TPU", "JAX_",
+                                "XLA_FLAGS"))}
+    env.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2", **extra)
+    return env
+
+
+def run_all(envs: list[dict[str, str]], timeout: float = 60) -> list[tuple[int, str]]:
+    """Start one ``python -c SNIPPET`` per env; kill them all if any outlives ``timeout``."""
+    procs = [subprocess.Popen([sys.executable, "-c", SNIPPET], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for env in envs]
+    results = []
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=timeout)
+            results.append((proc.returncode, out))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return results
+
+
+def test_slurm_step_on_localhost_runs_a_collective():
+    """Two processes with the variables srun would set for a 2-task, 1-node step."""
+    port = str(free_port())
+    envs = [clean_env(SLURM_JOB_ID="777", SLURM_NTASKS="2", SLURM_PROCID=str(i),
+                      SLURM_LOCALID=str(i), SLURM_STEP_NODELIST="localhost",
+                      SLURM_NODELIST="localhost", SLURM_STEP_NUM_NODES="1", SLURM_NNODES="1",
+                      SLURM_NTASKS_PER_NODE="2", JAX_COORDINATOR_PORT=port,
+                      FNO_INITIALIZATION_TIMEOUT="30")
+            for i in range(2)]
+    for i, (rc, out) in enumerate(run_all(envs)):
+        assert rc == 0, out
+        assert f"RESULT 2 {i} 2 4 [10, 11]" in out, out
+
+
+def test_missing_peer_fails_after_initialization_timeout():
+    """Process 1 of 2 alone: initialize must give up (not hang) once the timeout passes."""
+    env = clean_env(FNO_COORDINATOR_ADDRESS=f"127.0.0.1:{free_port()}",
+                    FNO_NUM_PROCESSES="2", FNO_PROCESS_ID="1", FNO_INITIALIZATION_TIMEOUT="2")
+    start = time.monotonic()
+    [(rc, out)] = run_all([env], timeout=60)
+    assert rc != 0 and "RESULT" not in out
+    assert "DEADLINE_EXCEEDED" in out or "Deadline Exceeded" in out, out[-2000:]
+    assert time.monotonic() - start < 30
