@@ -15,6 +15,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from fno import runtime
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:arg]).",
                                 lock_config=True)
@@ -60,17 +62,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_library_info_logs()
-    from fno import distributed
-
-    distributed.initialize()  # before any other JAX call
-    import jax
-
-    from fno import train
+    from fno import distributed  # imports no JAX
     from fno.errors import FnoError
 
-    logging.info("JAX %s, process %d of %d, devices: %s", jax.__version__,
-                 jax.process_index(), jax.process_count(), jax.devices())
     try:
+        distributed.initialize()  # before any other JAX call
+        import jax
+
+        from fno import train
+
+        logging.info("JAX %s, process %d of %d, devices: %s", jax.__version__,
+                     jax.process_index(), jax.process_count(), jax.devices())
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except FnoError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -78,4 +80,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    runtime.ensure_allocator_tuning()  # before JAX is imported
     app.run(main, flags_parser=parse_flags)

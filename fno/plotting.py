@@ -21,14 +21,16 @@ def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
 
     n, s = y.shape
     grid = np.linspace(0.0, 1.0, s)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
-    for i, ax in enumerate(axes[0]):
-        ax.plot(grid, x[i], color="0.7", lw=1, label="u0")
-        ax.plot(grid, y[i], color="k", lw=1.5, label="true u(x, 1)")
-        ax.plot(grid, pred[i], "--", color="tab:red", lw=1.5, label="FNO")
-        ax.set_xlabel("x")
-        ax.set_title(f"test sample {i}", fontsize=9)
-    axes[0][0].legend(fontsize=7, loc="best")
+    # Two rows: u(., 1) is often much smaller than u0 (viscosity), so each gets its own axis.
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 4.4), squeeze=False, sharex=True)
+    for i in range(n):
+        top, bottom = axes[0][i], axes[1][i]
+        top.plot(grid, x[i], color="0.4", lw=1)
+        top.set_title(f"test sample {i}: u0", fontsize=9)
+        bottom.plot(grid, y[i], color="k", lw=1.5, label="true u(x, 1)")
+        bottom.plot(grid, pred[i], "--", color="tab:red", lw=1.5, label="FNO")
+        bottom.set_xlabel("x")
+    axes[1][0].legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -1,0 +1,294 @@
+"""Time the training step of a configured mode, and study loop vs scan.
+
+    python -m fno.benchmark --config=configs/basic.py --output=/tmp/basic.json
+    python -m fno.benchmark --config=configs/scan.py --config.data.resolution=8192
+    python -m fno.benchmark --config=configs/basic.py --sweep --output=benchmarks/results/sweep.json
+    python -m fno.benchmark --config=configs/basic.py --loop_overhead --output=/tmp/overhead.json
+
+The step runs on synthetic data of the configured shape (batch_size x data.resolution), with
+the same state, optimizer and compiled function as training. Reported: compile time, median
+ms/step over repeats after warm-up (with min and max), samples/s, analytic GFLOP/s and its
+fraction of this machine's measured float32 matmul rate, peak host RSS, device memory where
+the backend reports it.
+
+``--sweep`` measures the scan performance model T = N (t_dev + t_sync / K): per batch size it
+times the loop (one call per step) and scan with K steps per call, fits t_dev and t_sync by
+least squares, and writes measured and predicted speedups (JSON and a PNG next to it).
+
+``--loop_overhead`` compares the full training loop (grain pipeline, metrics, checkpoints at
+their configured interval) with the bare compiled step, for every one-process mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from fno import runtime
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "configs/basic.py", "Config file to benchmark.")
+flags.DEFINE_string("output", None, "Write the JSON record(s) here.")
+flags.DEFINE_integer("steps", 20, "Timed steps per repeat.")
+flags.DEFINE_integer("repeats", 7, "Timed repeats; ms/step is the median.")
+flags.DEFINE_integer("warmup", 3, "Untimed calls after the compiling one.")
+flags.DEFINE_bool("sweep", False, "Run the loop-vs-scan study instead of one measurement.")
+flags.DEFINE_list("sweep_batches", ["1", "2", "4", "8", "16", "32", "64"], "Batch sizes.")
+flags.DEFINE_list("sweep_ks", ["1", "2", "4", "8", "16", "32", "64"], "Steps per scan call.")
+flags.DEFINE_bool("loop_overhead", False, "Compare the full training loop with the bare step.")
+flags.DEFINE_integer("loop_steps", 600, "Steps per mode in --loop_overhead.")
+
+
+# --- analytic cost -------------------------------------------------------------------------
+def forward_flops(resolution: int, batch: int, width: int = 64, modes: int = 16,
+                  num_layers: int = 4, projection_width: int = 128) -> float:
+    """FLOPs of one forward pass, by the peer benchmark's conventions: 5 n log2 n per FFT and
+    channel, 2mnk per matmul, 8 per complex multiply-add; element-wise work not counted."""
+    points = batch * resolution
+    lift = 2 * points * 2 * width
+    fft = 2 * 5 * resolution * math.log2(resolution) * batch * width
+    spectral = 8 * batch * width * width * modes
+    pointwise = 2 * points * width * width
+    projection = 2 * points * (width * projection_width + projection_width)
+    return lift + num_layers * (fft + spectral + pointwise) + projection
+
+
+def train_step_flops(config) -> float:
+    """Forward + backward (twice the forward) per training step."""
+    m = config.model
+    return 3 * forward_flops(config.data.resolution, config.batch_size, m.width, m.modes,
+                             m.num_layers, m.projection_width)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """This machine's float32 matmul rate through XLA (the 'peak' the step is compared to)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((size, size), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def device_memory_mb() -> float | None:
+    import jax
+
+    stats = jax.local_devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**20
+
+
+# --- one measurement ----------------------------------------------------------------------
+def measure_step(config, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
+    """Compile and time the configured mode's training step on synthetic data."""
+    import jax
+    import numpy as np
+
+    from fno import parallel, train
+
+    strategy = parallel.make_strategy(config.mode)
+    k = config.steps_per_call if strategy.uses_scan else 1
+    b, s = config.batch_size, config.data.resolution
+    tx = train.create_optimizer(config, steps_per_epoch=50)
+    graphdef, state = train.init_state(train.create_model(config, config.seed), tx)
+    train_fn = strategy.compile_train(train.make_train_step(train.make_apply(graphdef), tx))
+    state = strategy.place_state(state)
+
+    rng = np.random.default_rng(0)
+    shape = (k, b, s) if strategy.uses_scan else (b, s)
+    pool = [strategy.put_batch({"x": rng.normal(size=shape).astype(np.float32),
+                                "y": rng.normal(size=shape).astype(np.float32)},
+                               strategy.uses_scan) for _ in range(2)]
+
+    t0 = time.perf_counter()
+    state, m = train_fn(state, pool[0])
+    jax.block_until_ready((state, m))
+    compile_s = time.perf_counter() - t0
+    for i in range(warmup):
+        state, m = train_fn(state, pool[i % 2])
+    jax.block_until_ready((state, m))
+
+    calls = max(1, steps // k)
+    ms = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(calls):
+            state, m = train_fn(state, pool[i % 2])
+        jax.block_until_ready((state, m))
+        ms.append((time.perf_counter() - t0) * 1e3 / (calls * k))
+    median = statistics.median(ms)
+    flops = train_step_flops(config)
+    return {
+        "mode": config.mode, "resolution": s, "batch": b, "steps_per_call": k,
+        "spectral_impl": config.model.spectral_impl,
+        "ms_per_step": round(median, 4), "ms_min": round(min(ms), 4),
+        "ms_max": round(max(ms), 4), "ms_all": [round(v, 4) for v in ms],
+        "samples_per_s": round(b * 1e3 / median, 2), "compile_s": round(compile_s, 3),
+        "gflop_per_step": round(flops / 1e9, 4),
+        "achieved_gflop_s": round(flops / (median * 1e-3) / 1e9, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1), "device_peak_mb": device_memory_mb(),
+    }
+
+
+def environment() -> dict[str, Any]:
+    import jax
+
+    return {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
+            "device_count": jax.device_count(), "jax": jax.__version__,
+            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = [max(len(c), *(len(str(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in rows:
+        print("  ".join(str(r.get(c)).rjust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+# --- loop vs scan ------------------------------------------------------------------------
+def fit_scan_model(ks: list[int], ms_per_step: list[float]) -> tuple[float, float]:
+    """Least-squares t_dev, t_sync in ms/step = t_dev + t_sync / K."""
+    import numpy as np
+
+    a = np.stack([np.ones(len(ks)), 1.0 / np.asarray(ks, float)], axis=1)
+    (t_dev, t_sync), *_ = np.linalg.lstsq(a, np.asarray(ms_per_step), rcond=None)
+    return float(t_dev), float(t_sync)
+
+
+def sweep(config, batches: list[int], ks: list[int]) -> dict[str, Any]:
+    """Loop (K = 1, one call per step) and scan (K steps per call) for every batch size."""
+    results = []
+    for b in batches:
+        points = []
+        for k in ks:
+            c = config.copy_and_resolve_references()
+            c.batch_size, c.steps_per_call = b, k
+            c.mode = "basic" if k == 1 else "scan"
+            steps = max(4 * k, 32)
+            r = measure_step(c, steps=steps, repeats=5, warmup=2)
+            points.append(r)
+            print(f"batch {b:3d} K {k:3d}: {r['ms_per_step']:.3f} ms/step", flush=True)
+        t_dev, t_sync = fit_scan_model(ks, [p["ms_per_step"] for p in points])
+        loop_ms = points[0]["ms_per_step"] if ks[0] == 1 else t_dev + t_sync
+        results.append({
+            "batch": b, "t_dev_ms": t_dev, "t_sync_ms": t_sync,
+            "points": [{"k": k, "ms_per_step": p["ms_per_step"],
+                        "measured_speedup": loop_ms / p["ms_per_step"],
+                        "predicted_speedup": (t_dev + t_sync) / (t_dev + t_sync / k)}
+                       for k, p in zip(ks, points, strict=True)],
+        })
+    return {"resolution": config.data.resolution, "batches": results}
+
+
+def plot_sweep(result: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, row in enumerate(result["batches"]):
+        color = plt.cm.viridis(i / max(1, len(result["batches"]) - 1))
+        ks = [p["k"] for p in row["points"]]
+        ax.plot(ks, [p["measured_speedup"] for p in row["points"]], "o", color=color,
+                label=f"B={row['batch']} (t_sync={row['t_sync_ms']:.2f} ms)")
+        ax.plot(ks, [p["predicted_speedup"] for p in row["points"]], "-", color=color, lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("K (steps per scan call)")
+    ax.set_ylabel("speedup over one call per step")
+    ax.set_title(f"scan vs loop, s = {result['resolution']} ({result['env']['device']}); "
+                 "points measured, lines fitted", fontsize=9)
+    ax.axhline(1.0, color="0.6", lw=0.8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- framework overhead -------------------------------------------------------------------
+def loop_overhead(config, steps: int) -> list[dict[str, Any]]:
+    """Full ``train_and_evaluate`` throughput against the bare step, per one-process mode."""
+    from fno import parallel, train
+
+    rows = []
+    for mode in parallel.MODES:
+        c = config.copy_and_resolve_references()
+        c.mode = mode
+        c.num_train_steps = steps
+        c.log_every_steps = 100
+        c.eval_every_steps = 0
+        c.num_plot_samples = 0
+        c.data.eval_resolutions = ()
+        bare = measure_step(c, steps=40, repeats=5, warmup=2)
+        with tempfile.TemporaryDirectory() as workdir:
+            train.train_and_evaluate(c, workdir)
+            with open(os.path.join(workdir, "metrics.jsonl")) as f:
+                windows = [json.loads(line) for line in f]
+        rates = [w["samples_per_s"] for w in windows if "samples_per_s" in w][1:]
+        full = statistics.median(rates)
+        rows.append({"mode": mode, "bare_samples_per_s": bare["samples_per_s"],
+                     "loop_samples_per_s": round(full, 2),
+                     "loop_fraction": round(full / bare["samples_per_s"], 3)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = FLAGS.config
+    env = environment()
+    if FLAGS.sweep:
+        result = sweep(config, [int(b) for b in FLAGS.sweep_batches],
+                       [int(k) for k in FLAGS.sweep_ks])
+        result["env"] = env
+        print_table([{"batch": r["batch"], "t_dev_ms": round(r["t_dev_ms"], 3),
+                      "t_sync_ms": round(r["t_sync_ms"], 3),
+                      "speedup_at_max_k": round(r["points"][-1]["measured_speedup"], 3)}
+                     for r in result["batches"]],
+                    ["batch", "t_dev_ms", "t_sync_ms", "speedup_at_max_k"])
+        if FLAGS.output:
+            plot_sweep(result, os.path.splitext(FLAGS.output)[0] + ".png")
+    elif FLAGS.loop_overhead:
+        result = {"env": env, "modes": loop_overhead(config, FLAGS.loop_steps)}
+    else:
+        result = measure_step(config, FLAGS.steps, FLAGS.repeats, FLAGS.warmup)
+        result["matmul_gflop_s"] = round(matmul_gflops(), 1)
+        result["fraction_of_matmul_rate"] = round(
+            result["achieved_gflop_s"] / result["matmul_gflop_s"], 3)
+        result.update(env)
+        print_table([result], ["mode", "resolution", "batch", "steps_per_call", "ms_per_step",
+                               "ms_min", "ms_max", "samples_per_s", "compile_s",
+                               "achieved_gflop_s", "fraction_of_matmul_rate", "peak_rss_mb"])
+    if FLAGS.output:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+        with open(FLAGS.output, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {FLAGS.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    runtime.ensure_allocator_tuning()  # before JAX is imported
+    app.run(main)
