@@ -29,7 +29,10 @@ class Checkpointer:
             create=True,
             enable_async_checkpointing=asynchronous,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options,
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "data": grain.checkpoint.CheckpointHandler()})
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -46,7 +49,13 @@ class Checkpointer:
                 data_iterator: grain.DatasetIterator | None = None) -> Any:
         """Restore ``step`` onto ``abstract_state``'s shapes and shardings and, if given,
         rewind ``data_iterator`` to the saved position. ``abstract_state=None`` restores the
-        saved tree as it is (for inspection)."""
+        saved tree onto this process's first device, whatever topology wrote it (for
+        inspection and tests)."""
+        if abstract_state is None:
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            abstract_state = jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                self.manager.item_metadata(step)["state"])
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)

@@ -72,6 +72,9 @@ def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) 
     if config.batch_size % ways:
         raise FnoError(f"config.batch_size={config.batch_size} is not divisible by the "
                        f"{ways} devices that mode {config.mode!r} splits it over")
+    if jax.process_count() > 1 and config.mode in ("basic", "scan"):
+        raise FnoError(f"config.mode={config.mode!r} runs on one device; with "
+                       f"{jax.process_count()} processes use pmap, pmap_scan, mesh or mesh_scan")
     if config.batch_size % jax.process_count():
         raise FnoError(f"config.batch_size={config.batch_size} is not divisible by the "
                        f"process count {jax.process_count()}")

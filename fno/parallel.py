@@ -104,17 +104,25 @@ class PmapStrategy(Strategy):
 
     def __init__(self, devices: list[jax.Device] | None = None):
         super().__init__(devices or jax.local_devices())
+        # Checkpoints and restores see the logical state replicated over every device of
+        # every process, the same global layout the mesh modes use.
+        self.sharding = NamedSharding(
+            jax.sharding.Mesh(np.asarray(jax.devices()), ("all",)), P())
 
     @property
     def data_parallel_size(self) -> int:
         return jax.device_count()
 
     def place_state(self, logical_state: State) -> State:
-        # axis_name matching the pmap axis avoids a recompilation on the second call.
-        return flax.jax_utils.replicate(logical_state, self.devices, axis_name=PMAP_AXIS)
+        # Each process feeds its own devices; axis_name matching the pmap axis avoids a
+        # recompilation on the second call.
+        local = jax.tree.map(_host_value, logical_state)
+        return flax.jax_utils.replicate(local, self.devices, axis_name=PMAP_AXIS)
 
     def logical_state(self, state: State) -> State:
-        return jax.tree.map(lambda x: x[0], state)
+        # Every device holds the same copy: read this process's first one and make it a
+        # replicated global array (valid in multi-process runs, where x[0] is not).
+        return jax.device_put(jax.tree.map(_first_replica, state), self.sharding)
 
     def put_batch(self, batch: Batch, stacked: bool) -> Any:
         # [b, ...] -> [d, b/d, ...]; stacked [k, b, ...] -> [d, k, b/d, ...].
@@ -129,20 +137,31 @@ class PmapStrategy(Strategy):
         return jax.tree.map(split, batch)
 
     def metrics_to_host(self, metrics: Any) -> Any:
-        return jax.tree.map(lambda x: x[0], metrics)
+        # Metrics are summed over the pmap axis, so this device's copy is the global value.
+        return jax.tree.map(lambda x: x.addressable_shards[0].data[0], metrics)
 
     def compile_train(self, step: StepFn) -> Callable:
         fn = scan_steps(step) if self.uses_scan else step
         return jax.pmap(lambda s, b: fn(s, b, axis_name=PMAP_AXIS), axis_name=PMAP_AXIS,
-                        devices=self.devices, donate_argnums=0)
+                        donate_argnums=0)
 
     def compile_eval(self, eval_step: Callable) -> Callable:
         return jax.pmap(lambda p, b: eval_step(p, b, axis_name=PMAP_AXIS),
-                        axis_name=PMAP_AXIS, devices=self.devices)
+                        axis_name=PMAP_AXIS)
 
 
 class PmapScanStrategy(PmapStrategy):
     uses_scan = True
+
+
+def _host_value(x: Any) -> np.ndarray:
+    """A replicated array's value, read from this process's first device copy."""
+    return np.asarray(x.addressable_shards[0].data) if isinstance(x, jax.Array) else np.asarray(x)
+
+
+def _first_replica(x: jax.Array) -> np.ndarray:
+    """This process's first replica of a pmap'd array (leading device axis, one per shard)."""
+    return np.asarray(x.addressable_shards[0].data)[0]
 
 
 class MeshStrategy(Strategy):

@@ -156,23 +156,40 @@ def evaluate(strategy: parallel.Strategy, eval_fn: Callable, state: State,
 
 
 # --- preemption ---------------------------------------------------------------------------
-class PreemptionFlag:
-    """Set by SIGTERM; the loop checks it between calls, saves and exits cleanly."""
+class Preemption:
+    """Tells the loop when to save and stop because the job is being preempted (SIGTERM).
+
+    One process: a SIGTERM handler sets a flag, checked between compiled calls. Several
+    processes: JAX's preemption service (started by ``jax.distributed.initialize``) catches
+    SIGTERM on any process and agrees on a call index at which *all* processes stop, so they
+    save one consistent checkpoint. Every process makes the same sequence of calls, so the
+    call index is a valid sync-point id.
+    """
 
     def __init__(self):
+        self.multi_process = jax.process_count() > 1
         self.triggered = False
         self._previous = None
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        if not self.multi_process:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def _handle(self, signum, frame):
         logging.warning("SIGTERM received: will save a checkpoint and stop.")
         self.triggered = True
 
+    def reached(self, call_index: int) -> bool:
+        if self.multi_process:
+            from jax.experimental import multihost_utils
+
+            self.triggered = multihost_utils.reached_preemption_sync_point(call_index)
+        return self.triggered
+
     def __exit__(self, *exc):
-        signal.signal(signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 # --- the loop -------------------------------------------------------------------------------
@@ -276,7 +293,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
     window_start, window_step = time.perf_counter(), step
     train_start = time.perf_counter()
     preempted = False
-    with PreemptionFlag() as preemption:
+    calls = 0
+    with Preemption() as preemption:
         while step < total_steps:
             size = _next_call_size(step, config, strategy, total_steps)
             if strategy.uses_scan:
@@ -289,8 +307,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
             for s in range(step + 1, step + size + 1):
                 report_progress(s)
             step += size
+            calls += 1
 
-            preempted = preemption.triggered
+            preempted = preemption.reached(calls)
             save = _due(step, config.checkpoint_every_steps, total_steps) or preempted
             if _due(step, config.log_every_steps, total_steps) or save:
                 _check_finite(train_metrics, config, batches, workdir, last_checkpoint)
@@ -305,10 +324,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
             if _due(step, config.eval_every_steps, total_steps):
                 eval_results = evaluate(strategy, eval_fn, state, data.test, config)
                 writer.write_scalars(step, eval_results)
-                if is_writer and config.num_plot_samples > 0:
-                    plotting.write_prediction_figure(
-                        workdir, writer, step, apply, strategy.logical_state(state),
-                        data.test[config.data.resolution], config.num_plot_samples)
+                if config.num_plot_samples > 0:
+                    logical = strategy.logical_state(state)  # a collective: every process
+                    if is_writer:
+                        plotting.write_prediction_figure(
+                            workdir, writer, step, apply, logical,
+                            data.test[config.data.resolution], config.num_plot_samples)
             if save:
                 checkpointer.save(step, strategy.logical_state(state), train_iter)
                 last_checkpoint = step

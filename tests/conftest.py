@@ -5,3 +5,20 @@ import os
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> str:
+    """A small generated Burgers dataset matching configs/tiny.py, made once per session."""
+    from configs import tiny
+    from fno.data import burgers
+
+    gen = tiny.get_config().data.generate
+    path = tmp_path_factory.mktemp("data") / "burgers_tiny"
+    burgers.generate_dataset(str(path), num_samples=gen.num_samples,
+                             resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
+                             t_final=gen.t_final)
+    return str(path)

@@ -1,6 +1,10 @@
 """Small in-memory stand-ins shared by the tests."""
 
+import jax
 import numpy as np
+
+from configs import tiny
+from fno import train
 
 
 class InMemorySource:
@@ -26,3 +30,30 @@ def smooth_pairs(num: int, resolution: int, seed: int = 0) -> InMemorySource:
           + coeffs[..., 1] @ np.sin(2 * np.pi * np.outer(k, grid)))
     u1 = np.tanh(np.roll(u0, resolution // 8, axis=1)) + 0.1
     return InMemorySource(u0, u1)
+
+
+def tiny_config(dataset: str, **overrides):
+    """configs/tiny.py on `dataset`, with dotted-key overrides (e.g. model.width=12)."""
+    config = tiny.get_config()
+    config.data.dir = dataset
+    for key, value in overrides.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return config
+
+
+def params_of(workdir) -> list[np.ndarray]:
+    """Parameters of the latest checkpoint in `workdir`, as a list of numpy arrays."""
+    return jax.tree.leaves(train.final_params(str(workdir)))
+
+
+def assert_same(a, b, rtol=0.0):
+    """Equal bitwise (rtol=0) or to a relative tolerance of the largest value."""
+    for x, y in zip(a, b, strict=True):
+        if rtol == 0.0:
+            np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())

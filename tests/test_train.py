@@ -11,35 +11,12 @@ import jax
 import numpy as np
 import pytest
 
-from configs import tiny
 from fno import checkpoint as checkpoint_lib
 from fno import parallel, train
-from fno.data import burgers
 from fno.errors import FnoError
+from tests.helpers import assert_same, params_of, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> str:
-    gen = tiny.get_config().data.generate
-    path = tmp_path_factory.mktemp("data") / "burgers_tiny"
-    burgers.generate_dataset(str(path), num_samples=gen.num_samples,
-                             resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
-                             t_final=gen.t_final)
-    return str(path)
-
-
-def tiny_config(dataset: str, **overrides):
-    config = tiny.get_config()
-    config.data.dir = dataset
-    for key, value in overrides.items():
-        target = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    return config
 
 
 def run_main(workdir, *args, devices: int = 8, timeout: int = 240):
@@ -48,18 +25,6 @@ def run_main(workdir, *args, devices: int = 8, timeout: int = 240):
     cmd = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
-
-
-def params_of(workdir) -> list[np.ndarray]:
-    return jax.tree.leaves(train.final_params(str(workdir)))
-
-
-def assert_same(a, b, rtol=0.0):
-    for x, y in zip(a, b, strict=True):
-        if rtol == 0.0:
-            np.testing.assert_array_equal(x, y)
-        else:
-            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())
 
 
 @pytest.mark.parametrize("mode", parallel.MODES)
