@@ -45,6 +45,12 @@ class Checkpointer:
         )
         self.manager.save(step, args=args, force=True)
 
+    def has_data_state(self, step: int) -> bool:
+        """Whether ``step`` holds this process's data-iterator state. It does not when the
+        checkpoint was written by a different number of processes."""
+        name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        return os.path.exists(os.path.join(self.directory, str(step), "data", name))
+
     def restore(self, step: int, abstract_state: Any,
                 data_iterator: grain.DatasetIterator | None = None) -> Any:
         """Restore ``step`` onto ``abstract_state``'s shapes and shardings and, if given,

@@ -272,7 +272,18 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
     start_step = checkpointer.latest_step() or 0
     if start_step:
         abstract = checkpoint_lib.abstract_like(logical_state, strategy.state_sharding)
-        logical_state = checkpointer.restore(start_step, abstract, train_iter)
+        if checkpointer.has_data_state(start_step):
+            logical_state = checkpointer.restore(start_step, abstract, train_iter)
+        else:
+            # Written by another process count. Global batch t is the same samples for any
+            # process count (only the split between processes differs), so the data order
+            # continues exactly from the step; the saved per-process states are not reused.
+            logging.warning("Checkpoint %d was written by a different number of processes: "
+                            "restoring model and optimizer, and recomputing the data position "
+                            "from the step (the saved iterator states are not used).",
+                            start_step)
+            logical_state = checkpointer.restore(start_step, abstract)
+            train_iter.set_state({"next_index": start_step})
     state = strategy.place_state(logical_state)
     del logical_state
 

@@ -5,7 +5,9 @@ collectives, exactly as a user would run it.
 """
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,11 +67,21 @@ def test_two_processes_match_one(mode, dataset, two_process_runs, tmp_path):
         "process_0-of-2.json", "process_1-of-2.json"]
 
 
-def test_two_process_checkpoint_resumes_exactly(dataset, two_process_runs, tmp_path):
-    launch(tmp_path, dataset, "--config.mode=mesh", "--config.num_train_steps=7")
-    launch(tmp_path, dataset, "--config.mode=mesh")
-    assert json.loads((tmp_path / "results.json").read_text())["steps_this_run"] == 5
-    assert_same(params_of(tmp_path), params_of(two_process_runs["mesh"]))
+def test_two_process_checkpoint_resumes_exactly(dataset, two_process_runs, tmp_path, caplog):
+    stopped = tmp_path / "stopped"
+    launch(stopped, dataset, "--config.mode=mesh", "--config.num_train_steps=7")
+    copy = tmp_path / "copy"
+    shutil.copytree(stopped, copy)
+    # Same process count: exact.
+    launch(stopped, dataset, "--config.mode=mesh")
+    assert json.loads((stopped / "results.json").read_text())["steps_this_run"] == 5
+    assert_same(params_of(stopped), params_of(two_process_runs["mesh"]))
+    # One process (8 devices): model and optimizer resharded, data position from the step.
+    with caplog.at_level(logging.WARNING):
+        results = train.train_and_evaluate(tiny_config(dataset, mode="mesh"), str(copy))
+    assert results["steps_this_run"] == 5
+    assert "different number of processes" in caplog.text
+    assert_same(params_of(copy), params_of(two_process_runs["mesh"]), rtol=1e-5)
 
 
 def _process_pid(workdir, process_id: int) -> int | None:
