@@ -85,7 +85,12 @@ class Checkpointer:
         self.manager.close()
 
 
-def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-    """Shape/dtype/sharding skeleton of ``tree``, the restore target orbax needs."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                        tree)
+def abstract_like(tree: Any, shardings: Any) -> Any:
+    """Shape/dtype/sharding skeleton of ``tree``, the restore target orbax needs.
+
+    ``shardings`` is one sharding for every leaf or a tree of shardings matching ``tree``.
+    """
+    if isinstance(shardings, jax.sharding.Sharding):
+        shardings = jax.tree.map(lambda _: shardings, tree)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        tree, shardings)

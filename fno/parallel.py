@@ -69,8 +69,12 @@ class Strategy:
         """Sharding of the *logical* state (no device axis): restore targets use it."""
         return self.sharding
 
+    def state_shardings(self, logical_state: State) -> Any:
+        """A sharding per leaf of the logical state (replicated unless a mode shards it)."""
+        return jax.tree.map(lambda _: self.state_sharding, logical_state)
+
     def place_state(self, logical_state: State) -> State:
-        return jax.device_put(logical_state, self.state_sharding)
+        return jax.device_put(logical_state, self.state_shardings(logical_state))
 
     def logical_state(self, state: State) -> State:
         """The state without any device axis, for checkpoints, evaluation and comparison."""

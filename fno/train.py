@@ -271,7 +271,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
     cleanup.callback(checkpointer.close)
     start_step = checkpointer.latest_step() or 0
     if start_step:
-        abstract = checkpoint_lib.abstract_like(logical_state, strategy.state_sharding)
+        abstract = checkpoint_lib.abstract_like(
+            logical_state, strategy.state_shardings(logical_state))
         if checkpointer.has_data_state(start_step):
             logical_state = checkpointer.restore(start_step, abstract, train_iter)
         else:

@@ -81,7 +81,7 @@ def test_checkpoint_restores_in_every_mode(dataset, tmp_path):
     for mode in parallel.MODES:
         strategy = parallel.make_strategy(mode)
         checkpointer = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints"))
-        abstract = checkpoint_lib.abstract_like(logical, strategy.state_sharding)
+        abstract = checkpoint_lib.abstract_like(logical, strategy.state_shardings(logical))
         restored = checkpointer.restore(5, abstract)
         checkpointer.close()
         placed = strategy.place_state(restored)
