@@ -48,6 +48,7 @@ flags.DEFINE_list("sweep_batches", ["1", "2", "4", "8", "16", "32", "64"], "Batc
 flags.DEFINE_list("sweep_ks", ["1", "2", "4", "8", "16", "32", "64"], "Steps per scan call.")
 flags.DEFINE_bool("loop_overhead", False, "Compare the full training loop with the bare step.")
 flags.DEFINE_integer("loop_steps", 600, "Steps per mode in --loop_overhead.")
+flags.DEFINE_integer("leak_check_steps", 0, "If > 0: run this many steps, sampling host RSS.")
 
 
 # --- analytic cost -------------------------------------------------------------------------
@@ -87,6 +88,11 @@ def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -100,14 +106,15 @@ def device_memory_mb() -> float | None:
 
 
 # --- one measurement ----------------------------------------------------------------------
-def measure_step(config, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
+def measure_step(config, steps: int, repeats: int, warmup: int,
+                 leak_check_steps: int = 0) -> dict[str, Any]:
     """Compile and time the configured mode's training step on synthetic data."""
     import jax
     import numpy as np
 
     from fno import parallel, train
 
-    strategy = parallel.make_strategy(config.mode)
+    strategy = parallel.make_strategy(config.mode, config)
     k = config.steps_per_call if strategy.uses_scan else 1
     b, s = config.batch_size, config.data.resolution
     tx = train.create_optimizer(config, steps_per_epoch=50)
@@ -138,6 +145,12 @@ def measure_step(config, steps: int, repeats: int, warmup: int) -> dict[str, Any
         jax.block_until_ready((state, m))
         ms.append((time.perf_counter() - t0) * 1e3 / (calls * k))
     median = statistics.median(ms)
+    rss_trace = []
+    for i in range(leak_check_steps // k):
+        state, m = train_fn(state, pool[i % 2])
+        if (i + 1) % max(1, 200 // k) == 0:
+            jax.block_until_ready((state, m))
+            rss_trace.append(((i + 1) * k, round(current_rss_mb(), 1)))
     flops = train_step_flops(config)
     return {
         "mode": config.mode, "resolution": s, "batch": b, "steps_per_call": k,
@@ -148,6 +161,9 @@ def measure_step(config, steps: int, repeats: int, warmup: int) -> dict[str, Any
         "gflop_per_step": round(flops / 1e9, 4),
         "achieved_gflop_s": round(flops / (median * 1e-3) / 1e9, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1), "device_peak_mb": device_memory_mb(),
+        **({"rss_trace_mb": rss_trace,
+            "rss_growth_mb_after_warmup": round(rss_trace[-1][1] - rss_trace[1][1], 1)}
+           if len(rss_trace) > 2 else {}),
     }
 
 
@@ -274,7 +290,8 @@ def main(argv: list[str]) -> None:
     elif FLAGS.loop_overhead:
         result = {"env": env, "modes": loop_overhead(config, FLAGS.loop_steps)}
     else:
-        result = measure_step(config, FLAGS.steps, FLAGS.repeats, FLAGS.warmup)
+        result = measure_step(config, FLAGS.steps, FLAGS.repeats, FLAGS.warmup,
+                              FLAGS.leak_check_steps)
         result["matmul_gflop_s"] = round(matmul_gflops(), 1)
         result["fraction_of_matmul_rate"] = round(
             result["achieved_gflop_s"] / result["matmul_gflop_s"], 3)

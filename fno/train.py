@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import resource
 import signal
 import time
 from collections.abc import Callable
@@ -242,7 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """
     configuration.validate(config)
     workdir = workdir_lib.prepare(workdir)
-    strategy = parallel.make_strategy(config.mode)
+    strategy = parallel.make_strategy(config.mode, config)
     configuration.validate_for_devices(config, strategy)
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(workdir_lib.exclusive(workdir, jax.process_index()))
@@ -269,13 +270,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
     checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                                max_to_keep=config.keep_checkpoints)
     cleanup.callback(checkpointer.close)
-    start_step = checkpointer.latest_step() or 0
-    if start_step:
-        abstract = checkpoint_lib.abstract_like(
-            logical_state, strategy.state_shardings(logical_state))
-        if checkpointer.has_data_state(start_step):
-            logical_state = checkpointer.restore(start_step, abstract, train_iter)
-        else:
+    # The newest checkpoint that reads back (damaged ones are moved aside, unfinished writes
+    # of a killed run removed); step 0 and no state when there is none.
+    start_step, restored, data_restored = checkpointer.restore_latest(
+        checkpoint_lib.abstract_like(logical_state, strategy.state_shardings(logical_state)),
+        train_iter)
+    if restored is not None:
+        logical_state = restored
+        if not data_restored:
             # Written by another process count. Global batch t is the same samples for any
             # process count (only the split between processes differs), so the data order
             # continues exactly from the step; the saved per-process states are not reused.
@@ -283,7 +285,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
                             "restoring model and optimizer, and recomputing the data position "
                             "from the step (the saved iterator states are not used).",
                             start_step)
-            logical_state = checkpointer.restore(start_step, abstract)
             train_iter.set_state({"next_index": start_step})
     state = strategy.place_state(logical_state)
     del logical_state
@@ -363,6 +364,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
         "steps_this_run": step - start_step,
         "wall_s": wall_s,
         "samples_per_s": (step - start_step) * config.batch_size / max(wall_s, 1e-9),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "mode": config.mode,
         "devices": jax.device_count(),
         "processes": jax.process_count(),
