@@ -16,6 +16,18 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Execution mode: basic | scan | pmap | pmap_scan | mesh | mesh_scan (README, "Modes").
     config.mode = "mesh"
+    # Mesh modes only: the device mesh, one size per named axis; -1 means "the rest of the
+    # devices". A 'data' axis (splits the batch) is required, e.g. (-1, 2) with
+    # ("data", "model") for 2-way model parallelism.
+    config.mesh_shape = (-1,)
+    config.mesh_axes = ("data",)
+    # Mesh axis that shards the channels (model.width) of parameters, Adam moments and
+    # activations, e.g. "model"; "" replicates the model.
+    config.model_sharding = ""
+    # Mesh axis that shards the grid axis (data.resolution) of batches and activations;
+    # "" keeps whole grids on each device. Pair it with model.spectral_impl = "dft": the FFT
+    # path re-gathers the grid around every FFT (benchmarks/results/memory.json).
+    config.spatial_sharding = ""
     # Seed for parameter initialisation and the data order.
     config.seed = 0
     # Global batch size, summed over all devices and processes.

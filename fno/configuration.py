@@ -13,7 +13,9 @@ import ml_collections
 
 from fno.errors import FnoError
 from fno.model import ACTIVATIONS, SPECTRAL_IMPLS
-from fno.parallel import MODES, Strategy
+from fno.parallel import DATA_AXIS, MODES, Strategy
+
+MESH_MODES = ("mesh", "mesh_scan")
 
 _POSITIVE_INTS = (
     "batch_size", "steps_per_call", "keep_checkpoints", "data.num_train", "data.num_test",
@@ -57,6 +59,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.model.spectral_impl not in SPECTRAL_IMPLS:
         raise FnoError(f"config.model.spectral_impl: unknown {config.model.spectral_impl!r}; "
                        f"choose one of {', '.join(SPECTRAL_IMPLS)}")
+    _validate_mesh(config)
     for resolution in (config.data.resolution, *config.data.eval_resolutions):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
             raise FnoError(f"config.data resolutions must be positive integers, got "
@@ -66,8 +69,51 @@ def validate(config: ml_collections.ConfigDict) -> None:
                            f"resolution {resolution} (need modes <= s/2)")
 
 
+def _validate_mesh(config: ml_collections.ConfigDict) -> None:
+    """Mesh shape/axes and model/spatial sharding: names and combinations."""
+    shape, axes = tuple(config.mesh_shape), tuple(config.mesh_axes)
+    model, spatial = config.model_sharding, config.spatial_sharding
+    if config.mode not in MESH_MODES:
+        if model or spatial or len(shape) > 1 or axes != (DATA_AXIS,):
+            raise FnoError(f"config.mode={config.mode!r} has no device mesh: model/spatial "
+                           f"sharding and config.mesh_shape/mesh_axes need mode mesh or "
+                           f"mesh_scan")
+        return
+    if len(shape) != len(axes):
+        raise FnoError(f"config.mesh_shape {shape} and config.mesh_axes {axes} differ in length")
+    if len(set(axes)) != len(axes) or DATA_AXIS not in axes:
+        raise FnoError(f"config.mesh_axes {axes} must be distinct names including "
+                       f"{DATA_AXIS!r}")
+    for field, axis in (("model_sharding", model), ("spatial_sharding", spatial)):
+        if axis and axis not in axes:
+            raise FnoError(f"config.{field}={axis!r} is not one of config.mesh_axes {axes}")
+        if axis == DATA_AXIS:
+            raise FnoError(f"config.{field} cannot be {DATA_AXIS!r}, the batch axis; add "
+                           f"another mesh axis")
+    if model and model == spatial:
+        raise FnoError(f"config.model_sharding and config.spatial_sharding both name "
+                       f"{model!r}; use two mesh axes")
+
+
 def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) -> None:
     """Checks that depend on how many devices and processes the mode splits the batch over."""
+    layout = getattr(strategy, "layout", None)
+    if layout is not None:
+        ways = layout.axis_size(layout.model_axis)
+        if config.model.width % ways:
+            raise FnoError(f"config.model.width={config.model.width} is not divisible by the "
+                           f"{ways} devices of mesh axis {layout.model_axis!r}")
+        ways = layout.axis_size(layout.spatial_axis)
+        for resolution in (config.data.resolution, *config.data.eval_resolutions):
+            if resolution % ways:
+                raise FnoError(f"resolution {resolution} is not divisible by the {ways} "
+                               f"devices of mesh axis {layout.spatial_axis!r}")
+        inner = strategy.mesh.size // strategy.mesh.shape[DATA_AXIS]
+        if jax.process_count() > 1 and (strategy.mesh.axis_names[0] != DATA_AXIS
+                                        or jax.local_device_count() % inner):
+            raise FnoError(f"config.mesh_axes must start with 'data' and the {inner} devices "
+                           f"beside each 'data' index must sit in one process "
+                           f"({jax.local_device_count()} per process)")
     ways = strategy.data_parallel_size
     if config.batch_size % ways:
         raise FnoError(f"config.batch_size={config.batch_size} is not divisible by the "

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from fno.sharding import constrain
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     "relu": jax.nn.relu,
@@ -179,15 +181,17 @@ class FNO1d(nnx.Module):
         act = ACTIVATIONS[self.activation]
         s = u0.shape[-1]
         grid = jnp.broadcast_to(jnp.linspace(0.0, 1.0, s, dtype=u0.dtype), u0.shape)
-        h = self.lift(jnp.stack([u0, grid], axis=-1))
+        # ``constrain`` pins activations to the mesh layout a strategy traces under
+        # (fno.sharding); without one it returns its argument.
+        h = constrain(self.lift(jnp.stack([u0, grid], axis=-1)))
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise,
                                                        strict=True)):
-            h = spectral(h) + pointwise(h)
+            h = constrain(spectral(h) + pointwise(h))
             if i < last:
                 h = act(h)
-        h = act(self.project_hidden(h))
-        return self.project_out(h)[..., 0]
+        h = act(constrain(self.project_hidden(h)))
+        return constrain(self.project_out(h)[..., 0], "output")
 
 
 def count_params(model: nnx.Module) -> int:

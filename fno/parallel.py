@@ -7,8 +7,12 @@ input, and how a step is compiled. The training loop in ``fno.train`` is the sam
 | scan        | first local device  | on that device                 | k steps, jit(lax.scan) |
 | pmap        | all devices         | replicated, leading device axis | 1 step, pmap          |
 | pmap_scan   | all devices         | replicated, leading device axis | k steps, pmap(scan)   |
-| mesh        | all devices, Mesh   | NamedSharding, replicated      | 1 step, jit            |
-| mesh_scan   | all devices, Mesh   | NamedSharding, replicated      | k steps, jit(lax.scan) |
+| mesh        | all devices, Mesh   | NamedSharding, per leaf        | 1 step, jit            |
+| mesh_scan   | all devices, Mesh   | NamedSharding, per leaf        | k steps, jit(lax.scan) |
+
+Mesh modes build a 1D ('data',) mesh by default, or the 2D/3D mesh of ``config.mesh_shape`` /
+``config.mesh_axes`` with channels (``config.model_sharding``) or the grid
+(``config.spatial_sharding``) sharded over a named axis (``fno.sharding``).
 
 A *step function* ``step(state, batch) -> (state, metrics)`` is pure and knows nothing about
 devices except, in pmap modes, the name of the axis to average gradients over. Scan modes wrap
@@ -22,13 +26,16 @@ from typing import Any
 
 import flax.jax_utils
 import jax
+import ml_collections
 import numpy as np
-from jax.sharding import AxisType, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from fno import sharding as sharding_lib
 
 MODES = ("basic", "scan", "pmap", "pmap_scan", "mesh", "mesh_scan")
 PMAP_AXIS = "batch"
-DATA_AXIS = "data"
+DATA_AXIS = sharding_lib.DATA_AXIS
 
 State = Any
 Batch = dict[str, np.ndarray]
@@ -169,32 +176,64 @@ def _first_replica(x: jax.Array) -> np.ndarray:
 
 
 class MeshStrategy(Strategy):
-    """jit over a ``Mesh``: replicated state, batches sharded along the 'data' axis."""
+    """jit over a ``Mesh``: batches sharded along 'data' (and the grid along the spatial
+    axis, if configured); state replicated, or channel-sharded over the model axis (see
+    ``fno.sharding`` for which dimensions)."""
 
-    def __init__(self, devices: list[jax.Device] | None = None):
-        devices = devices or jax.devices()
-        self.devices = devices
-        self.mesh = jax.sharding.Mesh(np.asarray(devices), (DATA_AXIS,),
-                                      axis_types=(AxisType.Auto,))
+    def __init__(self, devices: list[jax.Device] | None = None,
+                 config: ml_collections.ConfigDict | None = None):
+        self.devices = devices or jax.devices()
+        shape, axes = (config.mesh_shape, config.mesh_axes) if config else ((-1,), (DATA_AXIS,))
+        self.mesh = sharding_lib.make_mesh(shape, axes, self.devices)
+        self.layout = sharding_lib.Layout(
+            self.mesh,
+            model_axis=(config.model_sharding or None) if config else None,
+            spatial_axis=(config.spatial_sharding or None) if config else None)
         self.sharding = NamedSharding(self.mesh, P())
 
     @property
     def data_parallel_size(self) -> int:
         return self.mesh.shape[DATA_AXIS]
 
+    def state_shardings(self, logical_state: State) -> Any:
+        return self.layout.state_shardings(logical_state)
+
     def put_batch(self, batch: Batch, stacked: bool) -> Any:
-        spec = P(None, DATA_AXIS) if stacked else P(DATA_AXIS)
-        sharding = NamedSharding(self.mesh, spec)
         # Host-local rows become one global array; on one process this is a plain put.
         return jax.tree.map(
-            lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+            lambda x: jax.make_array_from_process_local_data(
+                self.layout.batch_sharding(np.ndim(x), stacked), x), batch)
+
+    def _traced_with_layout(self, fn: Callable) -> Callable:
+        """``fn`` whose trace sees this layout's activation constraints (fno.sharding)."""
+
+        def traced(*args):
+            with sharding_lib.activation_layout(self.layout):
+                return fn(*args)
+
+        return traced
+
+    def jit_train(self, step: StepFn, state: State) -> Any:
+        """The jitted train call for states shaped like ``state`` (arrays or abstract): the
+        new state keeps each leaf's input sharding, so donation works and nothing recompiles.
+        Exposed for ahead-of-time ``lower().compile()`` (benchmarks/memory.py)."""
+        fn = self._traced_with_layout(scan_steps(step) if self.uses_scan else step)
+        return jax.jit(fn, out_shardings=(self.state_shardings(state), self.sharding),
+                       donate_argnums=0)
 
     def compile_train(self, step: StepFn) -> Callable:
-        fn = scan_steps(step) if self.uses_scan else step
-        return jax.jit(fn, out_shardings=(self.sharding, self.sharding), donate_argnums=0)
+        compiled: dict[Any, Any] = {}
+
+        def call(state, batch):
+            key = jax.tree.structure(state)
+            if key not in compiled:
+                compiled[key] = self.jit_train(step, state)
+            return compiled[key](state, batch)
+
+        return call
 
     def compile_eval(self, eval_step: Callable) -> Callable:
-        return jax.jit(eval_step, out_shardings=self.sharding)
+        return jax.jit(self._traced_with_layout(eval_step), out_shardings=self.sharding)
 
 
 class MeshScanStrategy(MeshStrategy):
@@ -211,8 +250,11 @@ _STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(mode: str) -> Strategy:
-    """The strategy for a config's ``mode``."""
+def make_strategy(mode: str, config: ml_collections.ConfigDict | None = None) -> Strategy:
+    """The strategy for a config's ``mode``; mesh modes take their mesh shape, axes and
+    model/spatial sharding from ``config`` (default: one 'data' axis over all devices)."""
     if mode not in _STRATEGIES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if issubclass(_STRATEGIES[mode], MeshStrategy):
+        return _STRATEGIES[mode](config=config)
     return _STRATEGIES[mode]()
