@@ -4,6 +4,7 @@
     python -m fno.benchmark --config=configs/scan.py --config.data.resolution=8192
     python -m fno.benchmark --config=configs/basic.py --sweep --output=benchmarks/results/sweep.json
     python -m fno.benchmark --config=configs/basic.py --loop_overhead --output=/tmp/overhead.json
+    python -m fno.benchmark --config=configs/basic.py --compare_modes --output=/tmp/modes.json
 
 The step runs on synthetic data of the configured shape (batch_size x data.resolution), with
 the same state, optimizer and compiled function as training. Reported: compile time, median
@@ -47,6 +48,7 @@ flags.DEFINE_bool("sweep", False, "Run the loop-vs-scan study instead of one mea
 flags.DEFINE_list("sweep_batches", ["1", "2", "4", "8", "16", "32", "64"], "Batch sizes.")
 flags.DEFINE_list("sweep_ks", ["1", "2", "4", "8", "16", "32", "64"], "Steps per scan call.")
 flags.DEFINE_bool("loop_overhead", False, "Compare the full training loop with the bare step.")
+flags.DEFINE_bool("compare_modes", False, "Time every one-process mode, round-robin.")
 flags.DEFINE_integer("loop_steps", 600, "Steps per mode in --loop_overhead.")
 flags.DEFINE_integer("leak_check_steps", 0, "If > 0: run this many steps, sampling host RSS.")
 
@@ -106,58 +108,68 @@ def device_memory_mb() -> float | None:
 
 
 # --- one measurement ----------------------------------------------------------------------
+class StepRunner:
+    """The configured mode's compiled training step on synthetic data, ready to time."""
+
+    def __init__(self, config, warmup: int = 3):
+        import jax
+        import numpy as np
+
+        from fno import parallel, train
+
+        self.config = config
+        strategy = parallel.make_strategy(config.mode, config)
+        self.k = config.steps_per_call if strategy.uses_scan else 1
+        b, s = config.batch_size, config.data.resolution
+        tx = train.create_optimizer(config, steps_per_epoch=50)
+        graphdef, state = train.init_state(train.create_model(config, config.seed), tx)
+        self.train_fn = strategy.compile_train(
+            train.make_train_step(train.make_apply(graphdef), tx))
+        self.state = strategy.place_state(state)
+        rng = np.random.default_rng(0)
+        shape = (self.k, b, s) if strategy.uses_scan else (b, s)
+        self.pool = [strategy.put_batch({"x": rng.normal(size=shape).astype(np.float32),
+                                         "y": rng.normal(size=shape).astype(np.float32)},
+                                        strategy.uses_scan) for _ in range(2)]
+        t0 = time.perf_counter()
+        self.run_calls(1)
+        self.compile_s = time.perf_counter() - t0
+        self.run_calls(warmup)
+        self._block = jax.block_until_ready
+
+    def run_calls(self, calls: int) -> None:
+        import jax
+
+        for i in range(calls):
+            self.state, metrics = self.train_fn(self.state, self.pool[i % 2])
+        jax.block_until_ready((self.state, metrics))
+
+    def ms_per_step(self, steps: int) -> float:
+        """Wall time of about ``steps`` steps (whole calls), per step, synchronised."""
+        calls = max(1, steps // self.k)
+        t0 = time.perf_counter()
+        self.run_calls(calls)
+        return (time.perf_counter() - t0) * 1e3 / (calls * self.k)
+
+
 def measure_step(config, steps: int, repeats: int, warmup: int,
                  leak_check_steps: int = 0) -> dict[str, Any]:
     """Compile and time the configured mode's training step on synthetic data."""
-    import jax
-    import numpy as np
-
-    from fno import parallel, train
-
-    strategy = parallel.make_strategy(config.mode, config)
-    k = config.steps_per_call if strategy.uses_scan else 1
-    b, s = config.batch_size, config.data.resolution
-    tx = train.create_optimizer(config, steps_per_epoch=50)
-    graphdef, state = train.init_state(train.create_model(config, config.seed), tx)
-    train_fn = strategy.compile_train(train.make_train_step(train.make_apply(graphdef), tx))
-    state = strategy.place_state(state)
-
-    rng = np.random.default_rng(0)
-    shape = (k, b, s) if strategy.uses_scan else (b, s)
-    pool = [strategy.put_batch({"x": rng.normal(size=shape).astype(np.float32),
-                                "y": rng.normal(size=shape).astype(np.float32)},
-                               strategy.uses_scan) for _ in range(2)]
-
-    t0 = time.perf_counter()
-    state, m = train_fn(state, pool[0])
-    jax.block_until_ready((state, m))
-    compile_s = time.perf_counter() - t0
-    for i in range(warmup):
-        state, m = train_fn(state, pool[i % 2])
-    jax.block_until_ready((state, m))
-
-    calls = max(1, steps // k)
-    ms = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(calls):
-            state, m = train_fn(state, pool[i % 2])
-        jax.block_until_ready((state, m))
-        ms.append((time.perf_counter() - t0) * 1e3 / (calls * k))
+    runner = StepRunner(config, warmup)
+    ms = [runner.ms_per_step(steps) for _ in range(repeats)]
     median = statistics.median(ms)
     rss_trace = []
-    for i in range(leak_check_steps // k):
-        state, m = train_fn(state, pool[i % 2])
-        if (i + 1) % max(1, 200 // k) == 0:
-            jax.block_until_ready((state, m))
-            rss_trace.append(((i + 1) * k, round(current_rss_mb(), 1)))
+    for done in range(200, leak_check_steps + 1, 200):
+        runner.run_calls(max(1, 200 // runner.k))
+        rss_trace.append((done, round(current_rss_mb(), 1)))
+    b, s = config.batch_size, config.data.resolution
     flops = train_step_flops(config)
     return {
-        "mode": config.mode, "resolution": s, "batch": b, "steps_per_call": k,
+        "mode": config.mode, "resolution": s, "batch": b, "steps_per_call": runner.k,
         "spectral_impl": config.model.spectral_impl,
         "ms_per_step": round(median, 4), "ms_min": round(min(ms), 4),
         "ms_max": round(max(ms), 4), "ms_all": [round(v, 4) for v in ms],
-        "samples_per_s": round(b * 1e3 / median, 2), "compile_s": round(compile_s, 3),
+        "samples_per_s": round(b * 1e3 / median, 2), "compile_s": round(runner.compile_s, 3),
         "gflop_per_step": round(flops / 1e9, 4),
         "achieved_gflop_s": round(flops / (median * 1e-3) / 1e9, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1), "device_peak_mb": device_memory_mb(),
@@ -193,27 +205,34 @@ def fit_scan_model(ks: list[int], ms_per_step: list[float]) -> tuple[float, floa
     return float(t_dev), float(t_sync)
 
 
-def sweep(config, batches: list[int], ks: list[int]) -> dict[str, Any]:
-    """Loop (K = 1, one call per step) and scan (K steps per call) for every batch size."""
+def sweep(config, batches: list[int], ks: list[int], repeats: int = 7) -> dict[str, Any]:
+    """Loop (K = 1, one call per step) and scan (K steps per call) for every batch size.
+
+    For each batch size all K variants are compiled first and then timed round-robin, so
+    slow drifts in machine load hit every K alike.
+    """
     results = []
     for b in batches:
-        points = []
+        runners = []
         for k in ks:
             c = config.copy_and_resolve_references()
             c.batch_size, c.steps_per_call = b, k
             c.mode = "basic" if k == 1 else "scan"
-            steps = max(4 * k, 32)
-            r = measure_step(c, steps=steps, repeats=5, warmup=2)
-            points.append(r)
-            print(f"batch {b:3d} K {k:3d}: {r['ms_per_step']:.3f} ms/step", flush=True)
-        t_dev, t_sync = fit_scan_model(ks, [p["ms_per_step"] for p in points])
-        loop_ms = points[0]["ms_per_step"] if ks[0] == 1 else t_dev + t_sync
+            runners.append(StepRunner(c, warmup=2))
+        times = [[] for _ in ks]
+        for _ in range(repeats):
+            for i, (k, runner) in enumerate(zip(ks, runners, strict=True)):
+                times[i].append(runner.ms_per_step(max(2 * k, 32)))
+        ms = [statistics.median(t) for t in times]
+        for k, m in zip(ks, ms, strict=True):
+            print(f"batch {b:3d} K {k:3d}: {m:.3f} ms/step", flush=True)
+        t_dev, t_sync = fit_scan_model(ks, ms)
+        loop_ms = ms[0] if ks[0] == 1 else t_dev + t_sync
         results.append({
             "batch": b, "t_dev_ms": t_dev, "t_sync_ms": t_sync,
-            "points": [{"k": k, "ms_per_step": p["ms_per_step"],
-                        "measured_speedup": loop_ms / p["ms_per_step"],
+            "points": [{"k": k, "ms_per_step": m, "measured_speedup": loop_ms / m,
                         "predicted_speedup": (t_dev + t_sync) / (t_dev + t_sync / k)}
-                       for k, p in zip(ks, points, strict=True)],
+                       for k, m in zip(ks, ms, strict=True)],
         })
     return {"resolution": config.data.resolution, "batches": results}
 
@@ -241,6 +260,26 @@ def plot_sweep(result: dict[str, Any], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def compare_modes(config, steps: int, repeats: int) -> list[dict[str, Any]]:
+    """Every mode on this process's devices, compiled first, then timed round-robin."""
+    from fno import parallel
+
+    runners = {}
+    for mode in parallel.MODES:
+        c = config.copy_and_resolve_references()
+        c.mode = mode
+        runners[mode] = StepRunner(c, warmup=2)
+    times = {mode: [] for mode in runners}
+    for _ in range(repeats):
+        for mode, runner in runners.items():
+            times[mode].append(runner.ms_per_step(steps))
+    basic = statistics.median(times["basic"])
+    return [{"mode": mode, "ms_per_step": round(statistics.median(t), 3),
+             "ms_min": round(min(t), 3),
+             "relative_to_basic": round(statistics.median(t) / basic, 3)}
+            for mode, t in times.items()]
 
 
 # --- framework overhead -------------------------------------------------------------------
@@ -287,6 +326,9 @@ def main(argv: list[str]) -> None:
                     ["batch", "t_dev_ms", "t_sync_ms", "speedup_at_max_k"])
         if FLAGS.output:
             plot_sweep(result, os.path.splitext(FLAGS.output)[0] + ".png")
+    elif FLAGS.compare_modes:
+        result = {"env": env, "modes": compare_modes(config, FLAGS.steps, FLAGS.repeats)}
+        print_table(result["modes"], ["mode", "ms_per_step", "ms_min", "relative_to_basic"])
     elif FLAGS.loop_overhead:
         result = {"env": env, "modes": loop_overhead(config, FLAGS.loop_steps)}
     else:
