@@ -4,19 +4,163 @@ A checkpoint holds the *logical* state (no device axis: the same tree in every m
 checkpoint written in one mode restores in any other: the restore target carries the sharding
 of the mode that reads it. The data iterator's position is saved beside it with grain's own
 checkpoint handler, which is what makes a resumed run see exactly the remaining batches.
+
+Failures, and what happens (README "Failure and recovery"):
+
+* A run killed at any moment, even mid-save, leaves only complete checkpoints under their step
+  names: orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it when done. The next run
+  removes such unfinished writes (with a warning) and resumes from the newest complete step.
+* A checkpoint that exists but does not read back (files missing, truncated or corrupt) is
+  *damaged*: it is renamed to ``<step>.corrupt`` (kept for inspection, ignored by orbax, and no
+  obstacle to saving that step again), a warning names the new path, and the next older
+  checkpoint is tried. When none is left, training starts from step 0 with a warning. Falling
+  back is exact: each checkpoint carries its own data position.
+* A checkpoint that reads fine but holds other shapes or leaves than this config's state is
+  *incompatible*: a hard :class:`FnoError`, and nothing is moved.
+* A save that fails (disk full, unwritable directory) is a :class:`FnoError` naming the step
+  and the OS error; the previous checkpoint is untouched, so rerunning resumes from it.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import shutil
+import sys
 from typing import Any
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
 from fno.errors import FnoError
+
+# Suffix orbax gives a step directory while it is being written (renamed away on commit).
+_TMP_MARKER = ".orbax-checkpoint-tmp"
+# Suffix of a damaged step directory moved aside; orbax only recognises all-digit names.
+CORRUPT_SUFFIX = ".corrupt"
+
+
+class DamagedCheckpointError(FnoError):
+    """A checkpoint whose files are missing, truncated or unreadable (not a config mismatch)."""
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """``Type: message`` squeezed onto one line: tensorstore errors span dozens of lines."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    """Errors that orbax, tensorstore and grain raise for I/O trouble while writing.
+
+    OSError from Python-side writes, ValueError carrying a tensorstore status
+    (``RESOURCE_EXHAUSTED: ...``) and the bare ``Exception`` orbax wraps read/write failures
+    in. Anything else (TypeError, AttributeError, ...) is a bug and keeps its traceback.
+    """
+    return isinstance(error, OSError | ValueError) or type(error) is Exception
+
+
+def _leaf_name(path: tuple) -> str:
+    """``opt_state.0.mu.w``: orbax's own naming, for target and metadata trees alike (a
+    namedtuple field in the target is a dict key in the metadata, both give the name)."""
+    parts = []
+    for key in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+        else:
+            parts.append(str(key))
+    return ".".join(parts)
+
+
+def _leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {_leaf_name(path): (tuple(leaf.shape), np.dtype(leaf.dtype)) for path, leaf in leaves}
+
+
+def _mismatch(saved: dict, wanted: dict) -> str | None:
+    """The first difference between checkpoint and target leaves (parameters before
+    optimizer slots, which mirror them), or None if they agree."""
+    for name in sorted(set(saved) | set(wanted), key=lambda n: (not n.startswith("params"), n)):
+        if name not in wanted:
+            return f"{name} is in the checkpoint but not in this config's state"
+        if name not in saved:
+            return f"{name} is missing from the checkpoint"
+        if saved[name] != wanted[name]:
+            (s_shape, s_dtype), (w_shape, w_dtype) = saved[name], wanted[name]
+            return (f"{name}: checkpoint {s_dtype}{list(s_shape)}, "
+                    f"config {w_dtype}{list(w_shape)}")
+    return None
+
+
+def _sync(tag: str) -> None:
+    """Barrier across processes (a no-op in one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(tag)
+
+
+def _all_processes(ok: bool) -> bool:
+    """Whether ``ok`` holds on every process, so they all take the same branch."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+
+
+class _LateReadErrors:
+    """Silences the leftovers of a failed restore that Python reports as "Exception ignored".
+
+    orbax runs a restore on a fresh asyncio loop and closes it as soon as one read fails.
+    The reads still in flight then complete into the closed loop ("Event loop is closed"),
+    and their coroutines, finalized later by the garbage collector, report their own read
+    errors. Each comes with a traceback through ``sys.unraisablehook``: dozens for one
+    damaged checkpoint, burying the warning that matters. The hook is installed while
+    restoring and, once a restore has failed, until the Checkpointer closes (after a final
+    garbage collection); every other unraisable error passes through.
+    """
+
+    def __init__(self):
+        self._previous = None
+        self.dropped = 0
+
+    @staticmethod
+    def _is_late_read_error(unraisable) -> bool:
+        error = unraisable.exc_value
+        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+            return True
+        code = getattr(unraisable.object, "cr_code", None)  # an orbax coroutine
+        return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+    def _hook(self, unraisable) -> None:
+        if self._is_late_read_error(unraisable):
+            self.dropped += 1
+        else:
+            self._previous(unraisable)
+
+    def install(self) -> None:
+        if self._previous is None:
+            self._previous = sys.unraisablehook
+            sys.unraisablehook = self._hook
+
+    def uninstall(self, collect: bool = False) -> None:
+        """Restore the previous hook; ``collect`` first finalizes what failed reads left."""
+        if self._previous is None:
+            return
+        if collect:
+            gc.collect()
+        if sys.unraisablehook == self._hook:
+            sys.unraisablehook = self._previous
+        self._previous = None
+        if self.dropped:
+            logging.info("Ignored %d late errors of failed checkpoint reads.", self.dropped)
 
 
 class Checkpointer:
@@ -24,6 +168,9 @@ class Checkpointer:
 
     def __init__(self, directory: str, *, max_to_keep: int = 3, asynchronous: bool = True):
         self.directory = os.path.abspath(directory)
+        # orbax's cleanup_tmp_directories is left off on purpose: it would run for every
+        # Checkpointer, including read-only ones (final_params) next to a live run.
+        # restore_latest, called under the workdir lock, removes unfinished writes instead.
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
@@ -33,56 +180,213 @@ class Checkpointer:
             self.directory, options=options,
             item_handlers={"state": ocp.StandardCheckpointHandler(),
                            "data": grain.checkpoint.CheckpointHandler()})
+        self._pending: int | None = None  # step of a save that may still be in flight
+        self._save_failed = False
+        self._late_errors = _LateReadErrors()
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    # --- saving ---------------------------------------------------------------------------
     def save(self, step: int, state: Any, data_iterator: grain.DatasetIterator) -> None:
-        """Start saving (returns once the arrays are copied off the devices)."""
+        """Start saving (returns once the arrays are copied off the devices).
+
+        A failure of the previous, asynchronous save surfaces here (orbax waits for it first)
+        and is reported for *that* step; both become a one-line :class:`FnoError`.
+        """
+        self._finish_pending()
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             data=grain.checkpoint.CheckpointSave(data_iterator),
         )
-        self.manager.save(step, args=args, force=True)
+        self._pending = step
+        try:
+            self.manager.save(step, args=args, force=True)
+        except Exception as e:
+            if _is_storage_error(e):
+                raise self._save_error(step, e) from e
+            raise
 
+    def wait(self) -> None:
+        """Block until any asynchronous save has been committed to disk."""
+        self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            if _is_storage_error(e):
+                raise self._save_error(self._pending, e) from e
+            raise
+        self._pending = None
+
+    def _save_error(self, step: int | None, error: BaseException) -> FnoError:
+        """The one-line error for a failed save, naming the checkpoint that is still good."""
+        self._save_failed = True
+        try:
+            self.manager.reload()  # finalized steps on disk: the failed one never got there
+            intact = [s for s in self.manager.all_steps() if s != step]
+        except Exception:  # noqa: BLE001 - the message must still be produced
+            intact = []
+        which = f"at step {step}" if step is not None else ""
+        if intact:
+            last = max(intact)
+            after = (f"the previous checkpoint (step {last}) is intact; fix the problem and "
+                     f"rerun the same command to resume from step {last}")
+        else:
+            after = "no earlier checkpoint exists; fix the problem and rerun to start again"
+        return FnoError(f"could not save the checkpoint {which} in {self.directory}: "
+                        f"{_one_line(error)}; {after}")
+
+    # --- restoring ------------------------------------------------------------------------
     def has_data_state(self, step: int) -> bool:
         """Whether ``step`` holds this process's data-iterator state. It does not when the
         checkpoint was written by a different number of processes."""
         name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
         return os.path.exists(os.path.join(self.directory, str(step), "data", name))
 
+    def _written_by_this_process_count(self, step: int) -> bool:
+        """Whether any process of a run with this process count saved a data state at
+        ``step``: then a missing file for *this* process is damage, not another topology."""
+        data_dir = os.path.join(self.directory, str(step), "data")
+        suffix = f"-of-{jax.process_count()}.json"
+        try:
+            return any(name.endswith(suffix) for name in os.listdir(data_dir))
+        except OSError:
+            return False
+
     def restore(self, step: int, abstract_state: Any,
                 data_iterator: grain.DatasetIterator | None = None) -> Any:
         """Restore ``step`` onto ``abstract_state``'s shapes and shardings and, if given,
         rewind ``data_iterator`` to the saved position. ``abstract_state=None`` restores the
         saved tree onto this process's first device, whatever topology wrote it (for
-        inspection and tests)."""
+        inspection and tests).
+
+        Raises :class:`DamagedCheckpointError` when the checkpoint's files do not read back
+        and a plain :class:`FnoError` when they do but hold a different model or optimizer.
+        The saved metadata is compared with the target *before* reading any array: orbax and
+        tensorstore raise the same ValueError for a missing file and for a shape mismatch, so
+        their exception types cannot tell damage from incompatibility.
+        """
+        where = f"{self.directory}/{step}"
+        try:
+            saved = self.manager.item_metadata(step)["state"]
+            if saved is None:
+                raise FileNotFoundError(f"no readable state metadata in {where}/state")
+            saved_specs = _leaf_specs(saved)
+        except Exception as e:  # noqa: BLE001 - any failure to read metadata is damage
+            raise DamagedCheckpointError(f"checkpoint {where} is damaged: {_one_line(e)}") from e
         if abstract_state is None:
             device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
             abstract_state = jax.tree.map(
-                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                self.manager.item_metadata(step)["state"])
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
+        else:
+            problem = _mismatch(saved_specs, _leaf_specs(abstract_state))
+            if problem:
+                raise FnoError(
+                    f"checkpoint {where} does not match this config's model or optimizer "
+                    f"({problem}); use another --workdir or the config it was written with")
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-        args = ocp.args.Composite(**items)
         try:
-            restored = self.manager.restore(step, args=args)
-        except (ValueError, KeyError, TypeError) as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise FnoError(
-                f"checkpoint {self.directory}/{step} does not match this config's model or "
-                f"optimizer ({first_line}); use another --workdir or the config it was "
-                f"written with") from e
+            restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as e:  # noqa: BLE001 - the tree matched: what fails is the data
+            raise DamagedCheckpointError(f"checkpoint {where} is damaged: {_one_line(e)}") from e
         logging.info("Restored checkpoint at step %d from %s", step, self.directory)
         return restored["state"]
 
-    def wait(self) -> None:
-        """Block until any asynchronous save has been committed to disk."""
-        self.manager.wait_until_finished()
+    def restore_latest(self, abstract_state: Any, data_iterator: grain.DatasetIterator
+                       ) -> tuple[int, Any, bool]:
+        """Resume point of a training run: ``(step, state, data_restored)``.
+
+        Removes unfinished writes of an interrupted run, then restores the newest checkpoint
+        that reads back, moving damaged ones aside (see the module docstring). Returns
+        ``(0, None, False)`` when there is none. ``data_restored`` is False when the
+        checkpoint was written by a different number of processes: its iterator states are
+        not used and the caller recomputes the data position from the step. Only the
+        training run, which holds the workdir lock, may call this.
+        """
+        self._remove_unfinished_writes()
+        initial_position = data_iterator.get_state()
+        damaged: list[str] = []
+        self._late_errors.install()  # kept until close() only if a restore fails
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            with_data = (self.has_data_state(step)
+                         or self._written_by_this_process_count(step))
+            error = None
+            try:
+                state = self.restore(step, abstract_state, data_iterator if with_data else None)
+            except DamagedCheckpointError as e:
+                error = e
+            if _all_processes(error is None):
+                if damaged:
+                    logging.warning("Resuming from step %d, the newest checkpoint that reads "
+                                    "back (damaged ones moved aside: %s).",
+                                    step, ", ".join(damaged))
+                else:
+                    self._late_errors.uninstall()
+                return step, state, with_data
+            data_iterator.set_state(initial_position)  # a failed restore may have moved it
+            damaged.append(self._move_aside(step, error))
+            del error
+            gc.collect()  # finalize the failed reads now, while their errors are filtered
+        if damaged:
+            logging.warning("No valid checkpoint left in %s (damaged ones moved aside: %s): "
+                            "training starts from step 0.", self.directory, ", ".join(damaged))
+        else:
+            self._late_errors.uninstall()
+        return 0, None, False
+
+    def _remove_unfinished_writes(self) -> None:
+        """Delete ``<step>.orbax-checkpoint-tmp*`` directories: saves cut short by a kill.
+
+        They were never committed (orbax renames a write into place only once it is
+        complete), so they hold nothing that a finished checkpoint does not.
+        """
+        if jax.process_index() == 0 and os.path.isdir(self.directory):
+            unfinished = sorted(name for name in os.listdir(self.directory)
+                                if _TMP_MARKER in name)
+            for name in unfinished:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            if unfinished:
+                logging.warning("Removed %d unfinished checkpoint write(s) left by an "
+                                "interrupted run in %s: %s", len(unfinished), self.directory,
+                                ", ".join(unfinished))
+        _sync("fno_checkpoint_remove_unfinished")
+
+    def _move_aside(self, step: int, error: BaseException | None) -> str:
+        """Rename damaged ``<step>`` to ``<step>.corrupt`` (``.corrupt.1``, ... if taken);
+        return the new path. Never deletes: the files may matter to whoever investigates."""
+        source = os.path.join(self.directory, str(step))
+        target = source + CORRUPT_SUFFIX
+        n = 0
+        while os.path.exists(target):
+            n += 1
+            target = f"{source}{CORRUPT_SUFFIX}.{n}"
+        _sync(f"fno_checkpoint_move_{step}_start")  # every process is done reading it
+        if jax.process_index() == 0:
+            os.rename(source, target)
+        _sync(f"fno_checkpoint_move_{step}_done")
+        self.manager.reload()
+        reason = str(error) if error else "damaged on another process"
+        logging.warning("%s; moved it aside to %s (not deleted) and trying the previous "
+                        "checkpoint.", reason, target)
+        return target
 
     def close(self) -> None:
-        self.manager.close()
+        """Wait for the last save and release orbax's threads. After a reported save failure
+        the same error would come again: it is logged, not raised a second time."""
+        self._late_errors.uninstall(collect=True)
+        try:
+            self.manager.close()
+        except Exception as e:
+            if self._save_failed:
+                logging.info("Ignoring a repeated checkpoint error on close: %s", _one_line(e))
+                return
+            if _is_storage_error(e):
+                raise self._save_error(self._pending, e) from e
+            raise
 
 
 def abstract_like(tree: Any, shardings: Any) -> Any:
