@@ -47,14 +47,14 @@ def main(run_dirs: list[str]) -> None:
              "|---|---|---|---|---|"]
     for r in runs:
         s = r["resolution"]
-        table.append(f"| {s} | {r['errors'][s]:.4f} | {PAPER[s]:.4f} | "
+        table.append(f"| {s} | {r['errors'][s]:.5f} | {PAPER[s]:.4f} | "
                      f"{r['wall_s'] / 60:.1f} min | `{r['command']}` |")
     table += ["", "Zero-shot: rows = training resolution, columns = evaluation resolution.", "",
               "| trained \\ evaluated | " + " | ".join(str(s) for s in RESOLUTIONS) + " |",
               "|---|" + "---|" * len(RESOLUTIONS)]
     for r in runs:
         table.append(f"| {r['resolution']} | " + " | ".join(
-            f"{r['errors'][s]:.4f}" if s in r["errors"] else "-" for s in RESOLUTIONS) + " |")
+            f"{r['errors'][s]:.5f}" if s in r["errors"] else "-" for s in RESOLUTIONS) + " |")
     with open(os.path.join(HERE, "burgers_table.md"), "w") as f:
         f.write("\n".join(table) + "\n")
     with open(os.path.join(HERE, "burgers.json"), "w") as f:

@@ -219,14 +219,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def run_all(envs: list[dict[str, str]], timeout: float = 60) -> list[tuple[int, str]]:
     """Start one ``python -c SNIPPET`` per env; kill them all if any outlives ``timeout``."""
+    # stdout and stderr stay separate: gloo's C++ log lines on stderr would otherwise be
+    # interleaved into the middle of the snippet's RESULT line.
     procs = [subprocess.Popen([sys.executable, "-c", SNIPPET], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for env in envs]
     results = []
     try:
         for proc in procs:
-            out, _ = proc.communicate(timeout=timeout)
-            results.append((proc.returncode, out))
+            out, err = proc.communicate(timeout=timeout)
+            results.append((proc.returncode, f"{out}\n--- stderr ---\n{err}"))
     finally:
         for proc in procs:
             if proc.poll() is None:
