@@ -1,7 +1,19 @@
 """The 1D Fourier Neural Operator (Li et al., ICLR 2021) in flax.nnx.
 
-Layout is channel-last, ``[batch, grid, channels]``, so that every pointwise map is a plain
-matmul over the last axis and no transposes are needed around the spectral convolution.
+Hidden activations are *channel-first*, ``[channels, batch, grid]``, and every large linear
+map has a hand-written VJP. Then each matrix product of the step, forward and backward,
+reaches XLA as a plain row-major 2-D product that needs no transposing copy:
+
+* the pointwise maps are ``W^T @ h`` with ``h`` viewed as ``[c, b*s]``; the weight gradient
+  ``h @ g^T`` contracts the last axis of both operands;
+* the truncated DFT and its inverse are ``h @ F`` and ``spectrum @ G`` over the last (grid)
+  axis, and their gradients multiply by the transposed bases, stored as constants.
+
+With autodiff through channel-last ``[b, s, c]`` einsums, XLA:CPU surrounded the DFTs and the
+weight gradients with transposing copies of whole activations and sent the weight gradients
+to a slow transposed-operand matmul; this layout made the CPU training step 1.5-1.7x faster
+(README, Performance). The model's input and output, ``[batch, grid]``, are already in this
+layout with one channel.
 
 The spectral weights are complex in the paper; here they are stored as two real parameters
 (``weight_real``, ``weight_imag``). ``jax.grad`` of a real loss with respect to a complex
@@ -12,6 +24,7 @@ is correct as is.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -22,8 +35,23 @@ from flax import nnx
 
 from fno.sharding import constrain
 
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact GELU as PyTorch computes it, ``x/2 * (1 + erf(x/sqrt(2)))``.
+
+    ``jax.nn.gelu(approximate=False)`` uses ``erfc``, which XLA evaluates with an extra
+    exponential and two branches; with ``erf`` the forward pass is about 2.4x cheaper. Against
+    a float64 reference the absolute error stays under 1.1e-6 for every x (the ``erfc`` form:
+    4e-7); the relative error grows only where ``1 + erf`` cancels (x < -3, |gelu| < 5e-3).
+    """
+    return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(_SQRT_HALF, x.dtype)))
+
+
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu": gelu,
     "relu": jax.nn.relu,
     "tanh": jnp.tanh,
     "silu": jax.nn.silu,
@@ -79,6 +107,75 @@ def dft_bases(resolution: int, modes: int) -> tuple[np.ndarray, np.ndarray]:
     return forward, inverse
 
 
+def _grid_matmul(matrix: np.ndarray) -> Callable[[jax.Array], jax.Array]:
+    """``x -> x @ matrix`` over the last (grid) axis, with a hand-written VJP.
+
+    The gradient is ``g @ matrix.T`` with the transpose stored as its own constant, so the
+    backward pass is a plain row-major matmul too. Differentiating the einsum would give XLA
+    a contraction over the matrix's *second* axis, which XLA:CPU turns into transposing
+    copies of the whole activation gradient.
+    """
+    transpose = np.ascontiguousarray(matrix.T)
+
+    @jax.custom_vjp
+    def apply(x: jax.Array) -> jax.Array:
+        return jnp.einsum("cbs,sk->cbk", x, matrix)
+
+    def apply_fwd(x: jax.Array) -> tuple[jax.Array, None]:
+        return apply(x), None
+
+    def apply_bwd(_, g: jax.Array) -> tuple[jax.Array]:
+        return (jnp.einsum("cbk,ks->cbs", g, transpose),)
+
+    apply.defvjp(apply_fwd, apply_bwd)
+    return apply
+
+
+@functools.lru_cache(maxsize=64)
+def truncated_dft(resolution: int, modes: int, dtype: str) -> tuple[Callable, Callable]:
+    """``(analysis, synthesis)`` for channel-first signals, in ``dtype``.
+
+    ``analysis``: ``[c, b, s] -> [c, b, 2*modes]``, the real then imaginary parts of the
+    lowest ``modes`` rFFT coefficients. ``synthesis``: ``[c, b, 2*modes] -> [c, b, s]``, the
+    irfft of that truncated spectrum. Cached per shape, so a trace reuses the constants.
+    """
+    forward, inverse = dft_bases(resolution, modes)  # [s, 2m], [2m, s]
+    return _grid_matmul(forward.astype(dtype)), _grid_matmul(inverse.astype(dtype))
+
+
+@jax.custom_vjp
+def channel_matmul(kernel: jax.Array, x: jax.Array) -> jax.Array:
+    """A Linear layer's ``kernel`` (``[in, out]``) applied to channel-first ``x``:
+    ``[in, b, s] -> [out, b, s]``.
+
+    Hand-written VJP: the weight gradient is ``x @ g^T`` over ``[c, b*s]`` views, a product
+    over the last axes of both operands. Autodiff's ``x^T @ g`` form reached XLA:CPU as a
+    product over their first axes, which it ran through a transposed copy at a third of
+    the speed.
+    """
+    return jnp.einsum("oi,ibs->obs", kernel.T, x)
+
+
+def _channel_matmul_fwd(kernel: jax.Array, x: jax.Array):
+    return channel_matmul(kernel, x), (kernel, x)
+
+
+def _channel_matmul_bwd(residuals, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    kernel, x = residuals
+    d_kernel = jnp.einsum("ibs,obs->io", x, g)
+    d_x = jnp.einsum("io,obs->ibs", kernel, g)
+    return d_kernel, d_x
+
+
+channel_matmul.defvjp(_channel_matmul_fwd, _channel_matmul_bwd)
+
+
+def apply_dense(layer: nnx.Linear, x: jax.Array) -> jax.Array:
+    """``layer`` on channel-first ``x`` (``[in, b, s] -> [out, b, s]``), in ``x``'s dtype."""
+    kernel = layer.kernel[...].astype(x.dtype)
+    return channel_matmul(kernel, x) + layer.bias[...].astype(x.dtype)[:, None, None]
+
+
 def resolve_spectral_impl(impl: str, resolution: int) -> str:
     """The concrete implementation for ``impl`` ("auto" picks by resolution)."""
     if impl not in SPECTRAL_IMPLS:
@@ -117,32 +214,32 @@ class SpectralConv1d(nnx.Module):
         self.weight_imag = nnx.Param(scale * jax.random.uniform(rngs.params(), shape))
 
     def _mix(self, x_real: jax.Array, x_imag: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Complex per-mode channel mixing ``[b, m, i] x [i, o, m] -> [b, m, o]``."""
-        w_re, w_im = self.weight_real[...], self.weight_imag[...]
-        out_real = jnp.einsum("bmi,iom->bmo", x_real, w_re) - jnp.einsum(
-            "bmi,iom->bmo", x_imag, w_im
+        """Complex per-mode channel mixing ``[i, b, m] x [i, o, m] -> [o, b, m]``."""
+        dtype = x_real.dtype
+        w_re, w_im = self.weight_real[...].astype(dtype), self.weight_imag[...].astype(dtype)
+        out_real = jnp.einsum("ibm,iom->obm", x_real, w_re) - jnp.einsum(
+            "ibm,iom->obm", x_imag, w_im
         )
-        out_imag = jnp.einsum("bmi,iom->bmo", x_real, w_im) + jnp.einsum(
-            "bmi,iom->bmo", x_imag, w_re
+        out_imag = jnp.einsum("ibm,iom->obm", x_real, w_im) + jnp.einsum(
+            "ibm,iom->obm", x_imag, w_re
         )
         return out_real, out_imag
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """``x``: ``[batch, s, in_channels]`` -> ``[batch, s, out_channels]``."""
-        s = x.shape[1]
+        """``x``: ``[in_channels, batch, s]`` (channel-first) -> ``[out_channels, batch, s]``."""
+        s = x.shape[-1]
         if s < 2 * self.modes:
             raise ValueError(f"resolution {s} is too coarse for {self.modes} modes (need s >= "
                              f"{2 * self.modes})")
         if resolve_spectral_impl(self.impl, s) == "fft":
-            x_ft = jnp.fft.rfft(x, axis=1)[:, : self.modes]
+            x_ft = jnp.fft.rfft(x, axis=-1)[..., : self.modes]
             out_real, out_imag = self._mix(jnp.real(x_ft), jnp.imag(x_ft))
             out_ft = jax.lax.complex(out_real, out_imag)
-            return jnp.fft.irfft(out_ft, n=s, axis=1).astype(x.dtype)
-        forward, inverse = dft_bases(s, self.modes)
-        spectrum = jnp.einsum("bsi,sk->bki", x, jnp.asarray(forward, x.dtype))
-        out_real, out_imag = self._mix(spectrum[:, : self.modes], spectrum[:, self.modes :])
-        mixed = jnp.concatenate([out_real, out_imag], axis=1)
-        return jnp.einsum("bko,ks->bso", mixed, jnp.asarray(inverse, x.dtype))
+            return jnp.fft.irfft(out_ft, n=s, axis=-1).astype(x.dtype)
+        analysis, synthesis = truncated_dft(s, self.modes, jnp.dtype(x.dtype).name)
+        spectrum = analysis(x)
+        out_real, out_imag = self._mix(spectrum[..., : self.modes], spectrum[..., self.modes :])
+        return synthesis(jnp.concatenate([out_real, out_imag], axis=-1))
 
 
 class FNO1d(nnx.Module):
@@ -179,19 +276,18 @@ class FNO1d(nnx.Module):
     def __call__(self, u0: jax.Array) -> jax.Array:
         """``u0``: ``[batch, s]`` -> predicted ``u(., t=1)``: ``[batch, s]``."""
         act = ACTIVATIONS[self.activation]
-        s = u0.shape[-1]
-        grid = jnp.broadcast_to(jnp.linspace(0.0, 1.0, s, dtype=u0.dtype), u0.shape)
+        grid = jnp.broadcast_to(jnp.linspace(0.0, 1.0, u0.shape[-1], dtype=u0.dtype), u0.shape)
         # ``constrain`` pins activations to the mesh layout a strategy traces under
         # (fno.sharding); without one it returns its argument.
-        h = constrain(self.lift(jnp.stack([u0, grid], axis=-1)))
+        h = constrain(apply_dense(self.lift, jnp.stack([u0, grid])))  # [width, b, s]
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise,
                                                        strict=True)):
-            h = constrain(spectral(h) + pointwise(h))
+            h = constrain(spectral(h) + apply_dense(pointwise, h))
             if i < last:
                 h = act(h)
-        h = act(constrain(self.project_hidden(h)))
-        return constrain(self.project_out(h)[..., 0], "output")
+        h = act(constrain(apply_dense(self.project_hidden, h)))
+        return constrain(apply_dense(self.project_out, h)[0], "output")
 
 
 def count_params(model: nnx.Module) -> int:

@@ -4,13 +4,13 @@ A ``Layout`` says which mesh axis shards what:
 
 * ``'data'`` (always present) splits the batch;
 * the *model* axis, if any, splits every dimension of size ``width`` (the FNO's channels):
-  parameters, their Adam moments and the hidden activations ``[b, s, width]``;
+  parameters, their Adam moments and the hidden activations ``[width, b, s]``;
 * the *spatial* axis, if any, splits the grid axis ``s`` of the activations and batches.
 
 Which parameter dimension is split (``param_spec``): the *input* channels of every map that
 reads the hidden state (spectral weights ``[in, out, modes]``, pointwise kernels ``[in, out]``,
 ``project_hidden`` ``[width, projection_width]``), the output channels of the lift
-``[2, width]``, and the width-sized biases. Hidden activations ``[b, s, width]`` are
+``[2, width]``, and the width-sized biases. Hidden activations ``[width, b, s]`` are
 channel-sharded too, so each device contracts its own channel slice and the partial sums are
 reduced (reduce-scatter where the backend has one); the activations saved for the backward
 pass stay sharded, which an output-channel split (that needs the gathered input for the
@@ -105,12 +105,12 @@ class Layout:
 
     # --- activations ----------------------------------------------------------------------
     def activation_sharding(self, kind: str, channels: int) -> NamedSharding:
-        """``'hidden'``: ``[b, s, c]`` with c sharded over the model axis when it divides;
-        ``'output'``: ``[b, s]``."""
+        """``'hidden'``: channel-first ``[c, b, s]`` (fno.model) with c sharded over the model
+        axis when it divides; ``'output'``: ``[b, s]``."""
         if kind == "output":
             return self.named(P(DATA_AXIS, self.spatial_axis))
         split = self.model_axis if channels % self.axis_size(self.model_axis) == 0 else None
-        return self.named(P(DATA_AXIS, self.spatial_axis, split))
+        return self.named(P(split, DATA_AXIS, self.spatial_axis))
 
     # --- state ------------------------------------------------------------------------------
     def param_spec(self, path: Sequence[Any], shape: Sequence[int]) -> P:
@@ -163,4 +163,4 @@ def constrain(x: jax.Array, kind: str = "hidden") -> jax.Array:
     if layout is None or (layout.model_axis is None and layout.spatial_axis is None):
         return x
     return jax.lax.with_sharding_constraint(
-        x, layout.activation_sharding(kind, x.shape[-1] if x.ndim == 3 else 0))
+        x, layout.activation_sharding(kind, x.shape[0] if x.ndim == 3 else 0))

@@ -75,8 +75,16 @@ def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
 
 
 # --- steps --------------------------------------------------------------------------------
-def _all_finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+def _all_finite(*trees: Any) -> jax.Array:
+    """Whether every element of ``trees`` is finite, as one reduction over per-leaf sums.
+
+    A sum is non-finite exactly when a summand is (or the sum overflows float32, which only
+    flags a step that is useless anyway). The flag ends in a single reduce on purpose: a
+    chain of per-leaf scalar ``and``s is fused by XLA:CPU into every element-wise parameter
+    update and re-evaluated per element, which cost 3.9 of 14.6 ms at s = 256.
+    """
+    sums = [jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(trees)]
+    return jnp.all(jnp.isfinite(jnp.stack(sums)))
 
 
 def make_train_step(apply: Callable, tx: optax.GradientTransformation) -> Callable:
@@ -100,7 +108,7 @@ def make_train_step(apply: Callable, tx: optax.GradientTransformation) -> Callab
         grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:
             grads = jax.lax.pmean(grads, axis_name)
-        finite = jnp.isfinite(jnp.sum(rel)) & _all_finite(grads)
+        finite = _all_finite(rel, grads)
         if axis_name is not None:
             finite = jax.lax.pmin(finite.astype(jnp.int32), axis_name) > 0
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])

@@ -56,7 +56,11 @@ def test_modes_reach_the_same_parameters(dataset, tmp_path):
         if reference is None:
             reference = params
         else:
-            assert_same(params, reference, rtol=1e-5)
+            # 12 Adam steps: Adam divides each update by that coordinate's own gradient RMS,
+            # so where a gradient is near zero (the spectral weights of the tiny model),
+            # float32 reassociation of the batch sum (1e-7) grows to ~2e-5 of the largest
+            # weight. One step is checked to 1e-5 in test_parallel.
+            assert_same(params, reference, rtol=5e-5)
 
 
 @pytest.mark.parametrize("mode", ["basic", "mesh_scan"])
