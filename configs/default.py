@@ -90,4 +90,8 @@ def get_config() -> ml_collections.ConfigDict:
     model.projection_width = 128
     # Spectral convolution: "fft", "dft" (truncated-DFT matmuls) or "auto" (by resolution).
     model.spectral_impl = "auto"
+    # Compute dtype of activations and matmuls: "float32" or "bfloat16" (mixed precision:
+    # parameters, Adam state and the loss stay float32). bfloat16 is for GPUs and TPUs; on
+    # CPU it is slower than float32 (README, Performance).
+    model.dtype = "float32"
     return config

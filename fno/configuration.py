@@ -12,7 +12,7 @@ import jax
 import ml_collections
 
 from fno.errors import FnoError
-from fno.model import ACTIVATIONS, SPECTRAL_IMPLS
+from fno.model import ACTIVATIONS, COMPUTE_DTYPES, SPECTRAL_IMPLS
 from fno.parallel import DATA_AXIS, MODES, Strategy
 
 MESH_MODES = ("mesh", "mesh_scan")
@@ -59,6 +59,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.model.spectral_impl not in SPECTRAL_IMPLS:
         raise FnoError(f"config.model.spectral_impl: unknown {config.model.spectral_impl!r}; "
                        f"choose one of {', '.join(SPECTRAL_IMPLS)}")
+    if config.model.dtype not in COMPUTE_DTYPES:
+        raise FnoError(f"config.model.dtype: unknown {config.model.dtype!r}; "
+                       f"choose one of {', '.join(COMPUTE_DTYPES)}")
     _validate_mesh(config)
     for resolution in (config.data.resolution, *config.data.eval_resolutions):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:

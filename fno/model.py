@@ -59,6 +59,10 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 SPECTRAL_IMPLS = ("auto", "fft", "dft")
 
+# Compute dtypes of activations and matmuls. Parameters, optimizer state and the loss stay
+# float32 either way (mixed precision); bfloat16 is meant for accelerators.
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
 # Above this many grid points the dense truncated-DFT basis ([s, 2*modes] floats) costs more
 # memory traffic than an FFT; below it the two matmuls beat the FFT on CPU and accelerators.
 DFT_MAX_RESOLUTION = 16384
@@ -107,6 +111,21 @@ def dft_bases(resolution: int, modes: int) -> tuple[np.ndarray, np.ndarray]:
     return forward, inverse
 
 
+def _einsum(spec: str, a: jax.Array, b: jax.Array | np.ndarray) -> jax.Array:
+    """``jnp.einsum`` with a result in ``a``'s dtype, accumulated in float32.
+
+    For float32 this is a plain einsum. For bfloat16, GPUs and TPUs multiply bfloat16
+    operands into a float32 accumulator; XLA:CPU has no such kernel (its dot rejects
+    ``bf16 x bf16 -> f32``), so on CPU the operands are widened first, which gives the same
+    products.
+    """
+    if a.dtype == jnp.float32:
+        return jnp.einsum(spec, a, b)
+    if jax.default_backend() == "cpu":
+        return jnp.einsum(spec, a.astype(jnp.float32), jnp.asarray(b, jnp.float32)).astype(a.dtype)
+    return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32).astype(a.dtype)
+
+
 def _grid_matmul(matrix: np.ndarray) -> Callable[[jax.Array], jax.Array]:
     """``x -> x @ matrix`` over the last (grid) axis, with a hand-written VJP.
 
@@ -119,13 +138,13 @@ def _grid_matmul(matrix: np.ndarray) -> Callable[[jax.Array], jax.Array]:
 
     @jax.custom_vjp
     def apply(x: jax.Array) -> jax.Array:
-        return jnp.einsum("cbs,sk->cbk", x, matrix)
+        return _einsum("cbs,sk->cbk", x, matrix)
 
     def apply_fwd(x: jax.Array) -> tuple[jax.Array, None]:
         return apply(x), None
 
     def apply_bwd(_, g: jax.Array) -> tuple[jax.Array]:
-        return (jnp.einsum("cbk,ks->cbs", g, transpose),)
+        return (_einsum("cbk,ks->cbs", g, transpose),)
 
     apply.defvjp(apply_fwd, apply_bwd)
     return apply
@@ -153,7 +172,7 @@ def channel_matmul(kernel: jax.Array, x: jax.Array) -> jax.Array:
     product over their first axes, which it ran through a transposed copy at a third of
     the speed.
     """
-    return jnp.einsum("oi,ibs->obs", kernel.T, x)
+    return _einsum("oi,ibs->obs", kernel.T, x)
 
 
 def _channel_matmul_fwd(kernel: jax.Array, x: jax.Array):
@@ -162,8 +181,8 @@ def _channel_matmul_fwd(kernel: jax.Array, x: jax.Array):
 
 def _channel_matmul_bwd(residuals, g: jax.Array) -> tuple[jax.Array, jax.Array]:
     kernel, x = residuals
-    d_kernel = jnp.einsum("ibs,obs->io", x, g)
-    d_x = jnp.einsum("io,obs->ibs", kernel, g)
+    d_kernel = _einsum("ibs,obs->io", x, g)
+    d_x = _einsum("io,obs->ibs", kernel, g)
     return d_kernel, d_x
 
 
@@ -232,7 +251,9 @@ class SpectralConv1d(nnx.Module):
             raise ValueError(f"resolution {s} is too coarse for {self.modes} modes (need s >= "
                              f"{2 * self.modes})")
         if resolve_spectral_impl(self.impl, s) == "fft":
-            x_ft = jnp.fft.rfft(x, axis=-1)[..., : self.modes]
+            # jnp.fft needs float32 or wider.
+            x_ft = jnp.fft.rfft(x.astype(jnp.promote_types(x.dtype, jnp.float32)),
+                                axis=-1)[..., : self.modes]
             out_real, out_imag = self._mix(jnp.real(x_ft), jnp.imag(x_ft))
             out_ft = jax.lax.complex(out_real, out_imag)
             return jnp.fft.irfft(out_ft, n=s, axis=-1).astype(x.dtype)
@@ -258,12 +279,16 @@ class FNO1d(nnx.Module):
         activation: str = "gelu",
         projection_width: int = 128,
         spectral_impl: str = "auto",
+        dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
         if activation not in ACTIVATIONS:
             raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
                              f"got {activation!r}")
+        if dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
         self.activation = activation
+        self.dtype = dtype
         self.lift = dense(2, width, rngs)
         self.spectral = nnx.List(
             [SpectralConv1d(width, width, modes, impl=spectral_impl, rngs=rngs)
@@ -276,6 +301,7 @@ class FNO1d(nnx.Module):
     def __call__(self, u0: jax.Array) -> jax.Array:
         """``u0``: ``[batch, s]`` -> predicted ``u(., t=1)``: ``[batch, s]``."""
         act = ACTIVATIONS[self.activation]
+        out_dtype, u0 = u0.dtype, u0.astype(self.dtype)
         grid = jnp.broadcast_to(jnp.linspace(0.0, 1.0, u0.shape[-1], dtype=u0.dtype), u0.shape)
         # ``constrain`` pins activations to the mesh layout a strategy traces under
         # (fno.sharding); without one it returns its argument.
@@ -287,7 +313,7 @@ class FNO1d(nnx.Module):
             if i < last:
                 h = act(h)
         h = act(constrain(apply_dense(self.project_hidden, h)))
-        return constrain(apply_dense(self.project_out, h)[0], "output")
+        return constrain(apply_dense(self.project_out, h)[0].astype(out_dtype), "output")
 
 
 def count_params(model: nnx.Module) -> int:

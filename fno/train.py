@@ -41,7 +41,7 @@ def create_model(config: ml_collections.ConfigDict, seed: int) -> FNO1d:
     m = config.model
     return FNO1d(width=m.width, modes=m.modes, num_layers=m.num_layers,
                  activation=m.activation, projection_width=m.projection_width,
-                 spectral_impl=m.spectral_impl, rngs=nnx.Rngs(params=seed))
+                 spectral_impl=m.spectral_impl, dtype=m.dtype, rngs=nnx.Rngs(params=seed))
 
 
 def create_optimizer(config: ml_collections.ConfigDict,

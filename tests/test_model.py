@@ -171,3 +171,18 @@ def test_grid_major_model_matches_channel_last_reference():
     want = dense(p["project_out"], act(dense(p["project_hidden"], h)))[..., 0]
     got = np.asarray(model(jnp.asarray(u0, jnp.float32)), np.float64)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("impl", ["fft", "dft"])
+def test_bfloat16_compute_is_close_to_float32_and_keeps_float32_interfaces(impl):
+    model32 = FNO1d(width=16, modes=8, spectral_impl=impl, rngs=nnx.Rngs(0))
+    model16 = FNO1d(width=16, modes=8, spectral_impl=impl, dtype="bfloat16",
+                    rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (16, 3, 128))
+    a = np.asarray(model32.spectral[0](x))
+    b = np.asarray(model16.spectral[0](x.astype(jnp.bfloat16)), np.float32)
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 2e-2  # bfloat16 keeps 8 bits
+    u0 = jax.random.normal(jax.random.key(1), (3, 128))
+    assert model16(u0).dtype == jnp.float32
+    grads = nnx.grad(lambda m: jnp.mean(m(u0) ** 2))(model16)
+    assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(nnx.state(grads, nnx.Param)))

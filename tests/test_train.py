@@ -94,6 +94,19 @@ def test_checkpoint_restores_in_every_mode(dataset, tmp_path):
         assert int(back["step"]) == 5
 
 
+def test_bfloat16_compute_trains_with_float32_state(dataset, tmp_path):
+    """model.dtype=bfloat16 is mixed precision: the run trains (loss falls) and the saved
+    parameters stay float32."""
+    result = train.train_and_evaluate(
+        tiny_config(dataset, **{"model.dtype": "bfloat16", "num_train_steps": 12}),
+        str(tmp_path))
+    params = params_of(tmp_path)
+    assert all(p.dtype == np.float32 for p in params)
+    losses = [json.loads(line)["train_loss"] for line in open(tmp_path / "metrics.jsonl")
+              if "train_loss" in line]
+    assert losses[-1] < losses[0] and np.isfinite(result["test_rel_l2"])
+
+
 def test_incompatible_checkpoint_is_a_clear_error(dataset, tmp_path):
     train.train_and_evaluate(tiny_config(dataset, num_train_steps=3), str(tmp_path))
     before = sorted(os.listdir(tmp_path / "checkpoints"))
@@ -109,6 +122,7 @@ BAD_INPUTS = {
     "resolution does not divide the data": ["--config.data.resolution=48"],
     "negative size": ["--config.batch_size=-4"],
     "unknown config field": ["--config.not_a_field=3"],
+    "unknown compute dtype": ["--config.model.dtype=float8"],
     "wrong type": ["--config.batch_size=eight"],
 }
 
