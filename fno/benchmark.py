@@ -296,16 +296,21 @@ def loop_overhead(config, steps: int) -> list[dict[str, Any]]:
         c.eval_every_steps = 0
         c.num_plot_samples = 0
         c.data.eval_resolutions = ()
-        bare = measure_step(c, steps=40, repeats=5, warmup=2)
+        # The bare step is timed before and after the loop, so that drift of a shared
+        # machine during the loop shows up in both numbers rather than in the ratio.
+        before = measure_step(c, steps=40, repeats=5, warmup=2)
         with tempfile.TemporaryDirectory() as workdir:
             train.train_and_evaluate(c, workdir)
             with open(os.path.join(workdir, "metrics.jsonl")) as f:
                 windows = [json.loads(line) for line in f]
+        after = measure_step(c, steps=40, repeats=5, warmup=2)
+        bare = (before["samples_per_s"] + after["samples_per_s"]) / 2
         rates = [w["samples_per_s"] for w in windows if "samples_per_s" in w][1:]
         full = statistics.median(rates)
-        rows.append({"mode": mode, "bare_samples_per_s": bare["samples_per_s"],
+        rows.append({"mode": mode, "bare_samples_per_s": round(bare, 2),
+                     "bare_before_after": [before["samples_per_s"], after["samples_per_s"]],
                      "loop_samples_per_s": round(full, 2),
-                     "loop_fraction": round(full / bare["samples_per_s"], 3)})
+                     "loop_fraction": round(full / bare, 3)})
         print(rows[-1], flush=True)
     return rows
 

@@ -11,7 +11,7 @@ reaches XLA as a plain row-major 2-D product that needs no transposing copy:
 
 With autodiff through channel-last ``[b, s, c]`` einsums, XLA:CPU surrounded the DFTs and the
 weight gradients with transposing copies of whole activations and sent the weight gradients
-to a slow transposed-operand matmul; this layout made the CPU training step 1.5-1.7x faster
+to a slow transposed-operand matmul; this layout made the CPU training step about 1.5x faster
 (README, Performance). The model's input and output, ``[batch, grid]``, are already in this
 layout with one channel.
 

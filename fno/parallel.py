@@ -95,6 +95,17 @@ class Strategy:
     def metrics_to_host(self, metrics: Any) -> Any:
         return metrics
 
+    def merge_metrics(self, accumulated: Any, new: Any) -> Any:
+        """``accumulated.merge(new)`` for two outputs of the compiled step, as one compiled
+        call on the devices. Merging clu metrics eagerly dispatches about ten small ops per
+        step, ~3 ms of host time per step that a 2-core CPU takes from the step itself."""
+        if not hasattr(self, "_merge_fn"):
+            self._merge_fn = self._compile_merge(lambda a, b: a.merge(b))
+        return self._merge_fn(accumulated, new)
+
+    def _compile_merge(self, merge: Callable) -> Callable:
+        return jax.jit(merge)
+
     # --- compilation -------------------------------------------------------------------
     def compile_train(self, step: StepFn) -> Callable[[State, Any], tuple[State, Any]]:
         fn = scan_steps(step) if self.uses_scan else step
@@ -150,6 +161,10 @@ class PmapStrategy(Strategy):
     def metrics_to_host(self, metrics: Any) -> Any:
         # Metrics are summed over the pmap axis, so this device's copy is the global value.
         return jax.tree.map(lambda x: x.addressable_shards[0].data[0], metrics)
+
+    def _compile_merge(self, merge: Callable) -> Callable:
+        # Per device, on the replicated per-device copies (works across processes too).
+        return jax.pmap(merge)
 
     def compile_train(self, step: StepFn) -> Callable:
         fn = scan_steps(step) if self.uses_scan else step

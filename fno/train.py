@@ -323,8 +323,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
             else:
                 host_batch = next(train_iter)
             state, m = train_fn(state, strategy.put_batch(host_batch, strategy.uses_scan))
-            m = strategy.metrics_to_host(m)
-            train_metrics = m if train_metrics is None else train_metrics.merge(m)
+            train_metrics = m if train_metrics is None else strategy.merge_metrics(
+                train_metrics, m)
             for s in range(step + 1, step + size + 1):
                 report_progress(s)
             step += size
@@ -333,9 +333,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
             preempted = preemption.reached(calls)
             save = _due(step, config.checkpoint_every_steps, total_steps) or preempted
             if _due(step, config.log_every_steps, total_steps) or save:
-                _check_finite(train_metrics, config, batches, workdir, last_checkpoint)
+                host_metrics = strategy.metrics_to_host(train_metrics)
+                _check_finite(host_metrics, config, batches, workdir, last_checkpoint)
             if _due(step, config.log_every_steps, total_steps):
-                scalars = {k: float(v) for k, v in train_metrics.compute().items()
+                scalars = {k: float(v) for k, v in host_metrics.compute().items()
                            if k != "first_nonfinite_step"}
                 elapsed = time.perf_counter() - window_start
                 scalars["samples_per_s"] = (step - window_step) * config.batch_size / elapsed
