@@ -283,6 +283,21 @@ def compare_modes(config, steps: int, repeats: int) -> list[dict[str, Any]]:
 
 
 # --- framework overhead -------------------------------------------------------------------
+def pipeline_rate(config, batches: int = 2000) -> float:
+    """Batches/s that the grain training pipeline alone delivers (host arrays, no device)."""
+    from fno import datasets, input_pipeline
+
+    data = datasets.load(config)
+    source = input_pipeline.TrainBatches(data.train, config.batch_size, config.seed)
+    iterator = input_pipeline.train_iterator(source, batches + 10)
+    for _ in range(10):  # warm-up: start the prefetch threads
+        next(iterator)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches / (time.perf_counter() - t0)
+
+
 def loop_overhead(config, steps: int) -> list[dict[str, Any]]:
     """Full ``train_and_evaluate`` throughput against the bare step, per one-process mode."""
     from fno import parallel, train
@@ -335,7 +350,9 @@ def main(argv: list[str]) -> None:
         result = {"env": env, "modes": compare_modes(config, FLAGS.steps, FLAGS.repeats)}
         print_table(result["modes"], ["mode", "ms_per_step", "ms_min", "relative_to_basic"])
     elif FLAGS.loop_overhead:
-        result = {"env": env, "modes": loop_overhead(config, FLAGS.loop_steps)}
+        result = {"env": env, "modes": loop_overhead(config, FLAGS.loop_steps),
+                  "pipeline_batches_per_s": round(pipeline_rate(config), 1)}
+        print(f"grain pipeline alone: {result['pipeline_batches_per_s']} batches/s")
     else:
         result = measure_step(config, FLAGS.steps, FLAGS.repeats, FLAGS.warmup,
                               FLAGS.leak_check_steps)
