@@ -67,17 +67,55 @@ def main(argv):
 
     try:
         distributed.initialize()  # before any other JAX call
-        import jax
+    except FnoError as e:
+        fail(str(e))
+    import jax
 
+    multi_process = jax.process_count() > 1
+    try:
         from fno import train
 
         logging.info("JAX %s, process %d of %d, devices: %s", jax.__version__,
                      jax.process_index(), jax.process_count(), jax.devices())
+        # Every process must drive as many devices (pmap shards and mesh shapes assume it).
+        distributed.check_local_device_counts()
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except FnoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        if multi_process:
+            exit_now(str(e), traceback=False, everyone=getattr(e, "everyone", False))
+        fail(str(e))
+    except Exception as e:  # a bug, or a peer's death seen inside a collective
+        if not multi_process:
+            raise
+        exit_now(f"{type(e).__name__}: {' '.join(str(e).split())[:500]}", traceback=True,
+                 everyone=False)
 
+
+def exit_now(message: str, traceback: bool, everyone: bool) -> None:
+    """End one process of a multi-process job promptly, with its error on one line.
+
+    A plain exit would run JAX's shutdown barrier, where a process that failed alone waits
+    for peers that sit in a collective (300 s by default) until the coordination service
+    aborts everyone and the message is lost. ``everyone``: all processes reached this error
+    together (an agreed decision, :mod:`fno.collective`), so they leave through one short
+    barrier and none is aborted by another's exit. Otherwise the error is published to the
+    peers (those waiting at an fno barrier stop with it; those inside a device collective
+    are stopped by the coordination service once this process is gone) and the process
+    exits now.
+    """
+    from fno import collective
+
+    if traceback:
+        logging.exception("unexpected error")
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.stderr.flush()
+    if everyone:
+        collective.leave_together()
+    else:
+        collective.report_failure(message)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 if __name__ == "__main__":
     runtime.ensure_allocator_tuning()  # before JAX is imported

@@ -24,8 +24,8 @@ Failures, and what happens (README "Failure and recovery"):
 from __future__ import annotations
 
 import gc
+import json
 import os
-import shutil
 import sys
 from typing import Any
 
@@ -35,10 +35,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from fno import collective, storage
 from fno.errors import FnoError
 
-# Suffix orbax gives a step directory while it is being written (renamed away on commit).
-_TMP_MARKER = ".orbax-checkpoint-tmp"
 # Suffix of a damaged step directory moved aside; orbax only recognises all-digit names.
 CORRUPT_SUFFIX = ".corrupt"
 
@@ -98,21 +97,11 @@ def _mismatch(saved: dict, wanted: dict) -> str | None:
     return None
 
 
-def _sync(tag: str) -> None:
-    """Barrier across processes (a no-op in one process)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(tag)
-
-
-def _all_processes(ok: bool) -> bool:
-    """Whether ``ok`` holds on every process, so they all take the same branch."""
-    if jax.process_count() == 1:
-        return ok
-    from jax.experimental import multihost_utils
-
-    return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+# Written by process 0 into every finalized step: each file's size, so that every process
+# can tell a damaged checkpoint (a file deleted or truncated) *before* orbax reads it.
+MANIFEST = "fno_manifest.json"
+# The run facts that give the saved data position its meaning (see Checkpointer.save).
+RUN_ITEM = "run"
 
 
 class _LateReadErrors:
@@ -164,10 +153,16 @@ class _LateReadErrors:
 
 
 class Checkpointer:
-    """An orbax CheckpointManager for ``{state, data}`` items, saved asynchronously."""
+    """An orbax CheckpointManager for ``{state, data, run}`` items, saved asynchronously.
 
-    def __init__(self, directory: str, *, max_to_keep: int = 3, asynchronous: bool = True):
-        self.directory = os.path.abspath(directory)
+    ``directory`` may be local or ``gs://``: orbax picks its commit protocol per storage
+    (rename of ``<step>.orbax-checkpoint-tmp`` locally, a ``commit_success.txt`` file on
+    GCS) and fno asks orbax, not the file names, which steps are finalized.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
+                 asynchronous: bool = True):
+        self.directory = storage.resolve(directory, "checkpoint directory")
         # orbax's cleanup_tmp_directories is left off on purpose: it would run for every
         # Checkpointer, including read-only ones (final_params) next to a live run.
         # restore_latest, called under the workdir lock, removes unfinished writes instead.
@@ -179,7 +174,8 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(
             self.directory, options=options,
             item_handlers={"state": ocp.StandardCheckpointHandler(),
-                           "data": grain.checkpoint.CheckpointHandler()})
+                           "data": grain.checkpoint.CheckpointHandler(),
+                           RUN_ITEM: ocp.JsonCheckpointHandler()})
         self._pending: int | None = None  # step of a save that may still be in flight
         self._save_failed = False
         self._late_errors = _LateReadErrors()
@@ -188,16 +184,21 @@ class Checkpointer:
         return self.manager.latest_step()
 
     # --- saving ---------------------------------------------------------------------------
-    def save(self, step: int, state: Any, data_iterator: grain.DatasetIterator) -> None:
+    def save(self, step: int, state: Any, data_iterator: grain.DatasetIterator,
+             run: dict[str, Any] | None = None) -> None:
         """Start saving (returns once the arrays are copied off the devices).
 
-        A failure of the previous, asynchronous save surfaces here (orbax waits for it first)
-        and is reported for *that* step; both become a one-line :class:`FnoError`.
+        ``run`` holds the facts that give the data position its meaning (batch size, seed,
+        training-set size, dataset fingerprint); :meth:`restore_latest` compares them with
+        the resuming run. A failure of the previous, asynchronous save surfaces here (orbax
+        waits for it first) and is reported for *that* step; both become a one-line
+        :class:`FnoError`.
         """
         self._finish_pending()
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             data=grain.checkpoint.CheckpointSave(data_iterator),
+            **{RUN_ITEM: ocp.args.JsonSave(run or {})},
         )
         self._pending = step
         try:
@@ -208,7 +209,7 @@ class Checkpointer:
             raise
 
     def wait(self) -> None:
-        """Block until any asynchronous save has been committed to disk."""
+        """Block until any asynchronous save has been committed to storage."""
         self._finish_pending()
 
     def _finish_pending(self) -> None:
@@ -218,7 +219,22 @@ class Checkpointer:
             if _is_storage_error(e):
                 raise self._save_error(self._pending, e) from e
             raise
+        if self._pending is not None:
+            self._write_manifest(self._pending)
         self._pending = None
+
+    def _write_manifest(self, step: int) -> None:
+        """Record every file of finalized ``step`` with its size (process 0 only)."""
+        if jax.process_index() != 0:
+            return
+        root = self.directory / str(step)
+        try:
+            sizes = {os.fspath(p.relative_to(root)): p.stat().length
+                     for p in storage.files_under(root) if p.name != MANIFEST}
+            storage.write_json_atomic(root / MANIFEST, sizes)
+        except Exception as e:  # noqa: BLE001 - the checkpoint itself is complete
+            logging.warning("Could not write %s for checkpoint %d: %s (it will be checked by "
+                            "reading it)", MANIFEST, step, _one_line(e))
 
     def _save_error(self, step: int | None, error: BaseException) -> FnoError:
         """The one-line error for a failed save, naming the checkpoint that is still good."""
@@ -243,17 +259,47 @@ class Checkpointer:
         """Whether ``step`` holds this process's data-iterator state. It does not when the
         checkpoint was written by a different number of processes."""
         name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
-        return os.path.exists(os.path.join(self.directory, str(step), "data", name))
+        return (self.directory / str(step) / "data" / name).exists()
 
     def _written_by_this_process_count(self, step: int) -> bool:
         """Whether any process of a run with this process count saved a data state at
         ``step``: then a missing file for *this* process is damage, not another topology."""
-        data_dir = os.path.join(self.directory, str(step), "data")
         suffix = f"-of-{jax.process_count()}.json"
         try:
-            return any(name.endswith(suffix) for name in os.listdir(data_dir))
+            return any(p.name.endswith(suffix)
+                       for p in (self.directory / str(step) / "data").iterdir())
         except OSError:
             return False
+
+    def run_info(self, step: int) -> dict[str, Any] | None:
+        """The ``run`` facts saved with ``step``; None for checkpoints older than them (an
+        unreadable file is damage, which :meth:`check_readable` has reported already)."""
+        path = self.directory / str(step) / RUN_ITEM / "metadata"  # JsonCheckpointHandler's
+        try:
+            return json.loads(path.read_text()) if path.exists() else None
+        except (OSError, ValueError):
+            return None
+
+    def check_readable(self, step: int) -> str | None:
+        """Why ``step`` would not read back on this process, or None: its state metadata
+        must parse and every file of its manifest must exist with the recorded size. No
+        collective call: every process answers, then the answers are combined."""
+        root = self.directory / str(step)
+        try:
+            if self.manager.item_metadata(step)["state"] is None:
+                return f"no readable state metadata in {root}/state"
+            manifest = root / MANIFEST
+            if not manifest.exists():
+                return None  # written before manifests, or killed right after finalizing
+            for name, size in json.loads(manifest.read_text()).items():
+                path = root / name
+                if not path.exists():
+                    return f"{path} is missing"
+                if path.stat().length != size:
+                    return f"{path} has {path.stat().length} bytes, expected {size}"
+        except Exception as e:  # noqa: BLE001 - any failure to read is damage
+            return _one_line(e)
+        return None
 
     def restore(self, step: int, abstract_state: Any,
                 data_iterator: grain.DatasetIterator | None = None) -> Any:
@@ -296,8 +342,8 @@ class Checkpointer:
         logging.info("Restored checkpoint at step %d from %s", step, self.directory)
         return restored["state"]
 
-    def restore_latest(self, abstract_state: Any, data_iterator: grain.DatasetIterator
-                       ) -> tuple[int, Any, bool]:
+    def restore_latest(self, abstract_state: Any, data_iterator: grain.DatasetIterator,
+                       run: dict[str, Any] | None = None) -> tuple[int, Any, bool]:
         """Resume point of a training run: ``(step, state, data_restored)``.
 
         Removes unfinished writes of an interrupted run, then restores the newest checkpoint
@@ -306,31 +352,51 @@ class Checkpointer:
         checkpoint was written by a different number of processes: its iterator states are
         not used and the caller recomputes the data position from the step. Only the
         training run, which holds the workdir lock, may call this.
+
+        Multi-process: which checkpoint to restore is decided collectively *before* orbax
+        reads it (:meth:`check_readable` on every process, then :func:`fno.collective.agree`
+        semantics), so every process enters orbax's restore for the same step. ``run`` is
+        compared with the facts saved with the checkpoint (:func:`check_run`).
         """
         self._remove_unfinished_writes()
         initial_position = data_iterator.get_state()
         damaged: list[str] = []
         self._late_errors.install()  # kept until close() only if a restore fails
-        for step in sorted(self.manager.all_steps(), reverse=True):
+        steps = json.loads(collective.exchange(
+            "checkpoint_steps", json.dumps(sorted(self.manager.all_steps())))[0])
+        for step in sorted(steps, reverse=True):
+            problems = collective.exchange(f"checkpoint_{step}_readable",
+                                           self.check_readable(step) or "")
+            bad = [(i, p) for i, p in enumerate(problems) if p]
+            if bad:
+                where, problem = bad[0]
+                damaged.append(self._move_aside(
+                    step, f"checkpoint {self.directory}/{step} is damaged (seen by process "
+                          f"{where}): {problem}"))
+                continue
+            check_run(self.run_info(step), run, f"{self.directory}/{step}")
             with_data = (self.has_data_state(step)
                          or self._written_by_this_process_count(step))
-            error = None
             try:
                 state = self.restore(step, abstract_state, data_iterator if with_data else None)
             except DamagedCheckpointError as e:
-                error = e
-            if _all_processes(error is None):
-                if damaged:
-                    logging.warning("Resuming from step %d, the newest checkpoint that reads "
-                                    "back (damaged ones moved aside: %s).",
-                                    step, ", ".join(damaged))
-                else:
-                    self._late_errors.uninstall()
-                return step, state, with_data
-            data_iterator.set_state(initial_position)  # a failed restore may have moved it
-            damaged.append(self._move_aside(step, error))
-            del error
-            gc.collect()  # finalize the failed reads now, while their errors are filtered
+                if jax.process_count() > 1:
+                    # The others are inside orbax's restore: no common branch is left. Move
+                    # the step aside so the rerun falls back instead of failing again.
+                    self._move_aside(step, str(e), collective_move=False)
+                    raise FnoError(f"{e}; moved it aside: rerun to resume from the previous "
+                                   f"checkpoint") from e
+                data_iterator.set_state(initial_position)  # a failed restore may have moved it
+                damaged.append(self._move_aside(step, str(e)))
+                del e
+                gc.collect()  # finalize the failed reads now, while their errors are filtered
+                continue
+            if damaged:
+                logging.warning("Resuming from step %d, the newest checkpoint that reads "
+                                "back (damaged ones moved aside: %s).", step, ", ".join(damaged))
+            else:
+                self._late_errors.uninstall()
+            return step, state, with_data
         if damaged:
             logging.warning("No valid checkpoint left in %s (damaged ones moved aside: %s): "
                             "training starts from step 0.", self.directory, ", ".join(damaged))
@@ -339,45 +405,62 @@ class Checkpointer:
         return 0, None, False
 
     def _remove_unfinished_writes(self) -> None:
-        """Delete ``<step>.orbax-checkpoint-tmp*`` directories: saves cut short by a kill.
+        """Delete step directories that orbax never finalized: saves cut short by a kill.
 
-        They were never committed (orbax renames a write into place only once it is
-        complete), so they hold nothing that a finished checkpoint does not.
+        orbax decides (``ocp.path.step.is_path_temporary``): locally a
+        ``<step>.orbax-checkpoint-tmp*`` directory, on GCS a ``<step>`` without
+        ``commit_success.txt``. They hold nothing that a finished checkpoint does not.
         """
-        if jax.process_index() == 0 and os.path.isdir(self.directory):
-            unfinished = sorted(name for name in os.listdir(self.directory)
-                                if _TMP_MARKER in name)
-            for name in unfinished:
-                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+        if jax.process_index() == 0 and self.directory.exists():
+            unfinished = sorted(
+                (p for p in self.directory.iterdir()
+                 if p.name.split(".")[0].isdigit() and CORRUPT_SUFFIX not in p.name
+                 and ocp.path.step.is_path_temporary(p)), key=lambda p: p.name)
+            for path in unfinished:
+                path.rmtree(missing_ok=True)
             if unfinished:
                 logging.warning("Removed %d unfinished checkpoint write(s) left by an "
                                 "interrupted run in %s: %s", len(unfinished), self.directory,
-                                ", ".join(unfinished))
-        _sync("fno_checkpoint_remove_unfinished")
-
-    def _move_aside(self, step: int, error: BaseException | None) -> str:
-        """Rename damaged ``<step>`` to ``<step>.corrupt`` (``.corrupt.1``, ... if taken);
-        return the new path. Never deletes: the files may matter to whoever investigates."""
-        source = os.path.join(self.directory, str(step))
-        target = source + CORRUPT_SUFFIX
-        n = 0
-        while os.path.exists(target):
-            n += 1
-            target = f"{source}{CORRUPT_SUFFIX}.{n}"
-        _sync(f"fno_checkpoint_move_{step}_start")  # every process is done reading it
-        if jax.process_index() == 0:
-            os.rename(source, target)
-        _sync(f"fno_checkpoint_move_{step}_done")
+                                ", ".join(p.name for p in unfinished))
+            self.manager.reload()
+        collective.barrier("checkpoint_remove_unfinished")
+        storage.forget_listings(self.directory)
         self.manager.reload()
-        reason = str(error) if error else "damaged on another process"
+
+    def _move_aside(self, step: int, reason: str, collective_move: bool = True) -> str:
+        """Move damaged ``<step>`` to ``<step>.corrupt`` (``.corrupt.1``, ... if taken);
+        return the new path. Never deletes: the files may matter to whoever investigates.
+        ``collective_move``: all processes call this together and process 0 moves; else
+        the calling process moves it alone (if it is still there)."""
+        source = self.directory / str(step)
+        target = self.directory / f"{step}{CORRUPT_SUFFIX}"
+        n = 0
+        while target.exists():
+            n += 1
+            target = self.directory / f"{step}{CORRUPT_SUFFIX}.{n}"
+        if collective_move:
+            collective.barrier(f"checkpoint_move_{step}_start")  # every process is done
+        if (jax.process_index() == 0 or not collective_move) and source.exists():
+            storage.move_aside(source, target)
+        if collective_move:
+            collective.barrier(f"checkpoint_move_{step}_done")
+        storage.forget_listings(self.directory)
+        self.manager.reload()
         logging.warning("%s; moved it aside to %s (not deleted) and trying the previous "
                         "checkpoint.", reason, target)
-        return target
+        return os.fspath(target)
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
         """Wait for the last save and release orbax's threads. After a reported save failure
-        the same error would come again: it is logged, not raised a second time."""
-        self._late_errors.uninstall(collect=True)
+        the same error would come again: it is logged, not raised a second time.
+
+        ``abandon``: this process is failing in a multi-process job. Waiting for a save
+        could block in a barrier that the other processes never reach, so nothing is waited
+        for (an unfinished save is removed by the next run).
+        """
+        self._late_errors.uninstall(collect=not abandon)
+        if abandon:
+            return
         try:
             self.manager.close()
         except Exception as e:
@@ -387,6 +470,30 @@ class Checkpointer:
             if _is_storage_error(e):
                 raise self._save_error(self._pending, e) from e
             raise
+        if self._pending is not None:
+            self._write_manifest(self._pending)
+            self._pending = None
+
+
+# Run facts whose change would silently reinterpret a checkpoint's data position.
+_RUN_FACTS = {"batch_size": "config.batch_size", "seed": "config.seed",
+              "num_train": "config.data.num_train", "dataset": "the dataset"}
+
+
+def check_run(saved: dict[str, Any] | None, current: dict[str, Any] | None, where: str) -> None:
+    """Refuse to resume when the facts that define the data order have changed.
+
+    The data position is a step number; which samples step t holds depends on the batch
+    size, the seed and the training set, so resuming with another of them would silently
+    train on another sequence. Checkpoints without saved facts (older ones) are accepted.
+    """
+    if not saved or not current:
+        return
+    for key, name in _RUN_FACTS.items():
+        if key in saved and key in current and saved[key] != current[key]:
+            raise FnoError(f"checkpoint {where} was trained with {name} = {saved[key]!r}, "
+                           f"this run has {current[key]!r}: resuming would change the data "
+                           f"order; use the original value or another --workdir")
 
 
 def abstract_like(tree: Any, shardings: Any) -> Any:

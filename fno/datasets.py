@@ -1,31 +1,64 @@
 """From ``config.data`` to train and test sources: find or generate the dataset, split it,
-and open the test split at every evaluation resolution."""
+and open the test split at every evaluation resolution.
+
+Where the data live, per process (hosts need not share a disk):
+
+* ``data.dir`` empty: the generated dataset in this host's cache (``FNO_DATA_DIR``, default
+  ``~/.cache/fno``). Generation is deterministic, so every host that lacks it generates its
+  own copy; processes of one host take turns through a file lock, so only one generates.
+* ``data.dir`` local (a disk, NFS, Lustre): read where it is. A missing directory is
+  generated there, as above.
+* ``data.dir`` on ``gs://``: every host downloads it once into its cache (verified against
+  its meta.json checksums for a generated directory) and reads the local copy.
+
+Before any collective training call, all processes agree that every one of them opened its
+data (:func:`fno.collective.agree`) and that the copies are identical (a fingerprint of the
+checksums in meta.json, or of a file's size and first MiB): a mismatch is one line on the
+process that has it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
+import hashlib
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 
 import jax
 import ml_collections
 from absl import logging
+from etils import epath
 
+from fno import collective, storage
 from fno.data import burgers, sources
 from fno.errors import FnoError
+
+_FILE_SUFFIXES = (".mat", ".npz", ".h5", ".hdf5")
 
 
 @dataclasses.dataclass
 class Splits:
     train: sources.ArraySource
     test: dict[int, sources.ArraySource]  # resolution -> source; training resolution first
+    fingerprint: str = ""  # identifies the data (identical on every process)
+
+
+def cache_root() -> str:
+    """This host's dataset cache: ``FNO_DATA_DIR`` or ``~/.cache/fno``."""
+    return os.environ.get("FNO_DATA_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fno"))
 
 
 def default_data_dir(gen: ml_collections.ConfigDict) -> str:
     """Where a dataset generated with ``gen`` lives when ``data.dir`` is empty."""
-    root = os.environ.get("FNO_DATA_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fno"))
     name = (f"burgers_n{gen.num_samples}_s{gen.resolution}_nu{gen.nu:g}_t{gen.t_final:g}"
             f"_seed{gen.seed}")
-    return os.path.join(root, name)
+    return os.path.join(cache_root(), name)
 
 
 def _generated_meta(gen: ml_collections.ConfigDict) -> dict:
@@ -33,40 +66,127 @@ def _generated_meta(gen: ml_collections.ConfigDict) -> dict:
             "nu": gen.nu, "t_final": gen.t_final}
 
 
+@contextlib.contextmanager
+def _host_lock(path: str) -> Iterator[None]:
+    """An exclusive flock on ``path`` (blocking): the processes of one host take turns.
+    Filesystems without flock fall back to no lock: generation then races harmlessly (the
+    writer commits atomically and an existing complete copy is kept)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL):
+                raise
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _generate_if_missing(path: str, gen: ml_collections.ConfigDict) -> None:
+    parent, name = os.path.split(path)
+    with _host_lock(os.path.join(parent, f".{name}.lock")):
+        if os.path.exists(path):
+            return
+        logging.info("Dataset %s not found on this host: generating it (%d samples at "
+                     "s = %d).", path, gen.num_samples, gen.resolution)
+        try:
+            burgers.generate_dataset(path, num_samples=gen.num_samples,
+                                     resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
+                                     t_final=gen.t_final)
+        except FileExistsError:
+            if not os.path.exists(os.path.join(path, "meta.json")):
+                raise  # something else is in the way
+        except OSError as e:
+            raise FnoError(f"cannot generate the dataset in {path}: {e.strerror or e}") from e
+
+
+def _local_copy(remote: epath.Path) -> str:
+    """Download a remote dataset (directory or file) into this host's cache, once."""
+    key = hashlib.sha256(os.fspath(remote).encode()).hexdigest()[:12]
+    local = os.path.join(cache_root(), "remote", f"{remote.name}-{key}")
+    with _host_lock(local + ".lock"):
+        if os.path.exists(local):
+            return local
+        if not remote.exists():
+            raise FnoError(f"config.data.dir: {remote} does not exist")
+        logging.info("Copying dataset %s to this host's cache %s.", remote, local)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(local)}.tmp-",
+                               dir=os.path.dirname(local))
+        try:
+            if remote.is_dir():
+                target = os.path.join(tmp, "copy")
+                os.makedirs(target)
+                for file in remote.iterdir():
+                    if file.is_file():
+                        with open(os.path.join(target, file.name), "wb") as f:
+                            f.write(file.read_bytes())
+            else:
+                target = os.path.join(tmp, "copy")
+                with open(target, "wb") as f:
+                    f.write(remote.read_bytes())
+            os.rename(target, local)
+        except Exception as e:  # noqa: BLE001 - client errors of any type: one line
+            raise FnoError(f"cannot copy {remote}: {storage.storage_error(e)}") from e
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return local
+
+
 def resolve(config: ml_collections.ConfigDict) -> tuple[str, dict | None]:
-    """The dataset path, generating it first (on process 0) when it is a missing directory.
+    """This process's local dataset path, generating or downloading it when needed.
 
     Returns the path and the metadata a generated directory must match (None for files).
     """
     data, gen = config.data, config.data.generate
+    if data.dir and storage.is_remote(data.dir):
+        remote = storage.resolve(data.dir, "config.data.dir")
+        is_file = remote.suffix.lower() in _FILE_SUFFIXES
+        local = _local_copy(remote)
+        if is_file:  # keep the suffix: it selects the reader
+            return _with_suffix(local, remote.suffix), None
+        return local, _generated_meta(gen)
     path = os.path.abspath(os.path.expanduser(data.dir)) if data.dir else default_data_dir(gen)
-    is_file = os.path.splitext(path)[1].lower() in (".mat", ".npz", ".h5", ".hdf5")
-    if is_file:
+    if os.path.splitext(path)[1].lower() in _FILE_SUFFIXES:
         if not os.path.exists(path):
             raise FnoError(f"config.data.dir: dataset file {path} does not exist")
         return path, None
     if not os.path.exists(path):
-        if jax.process_index() == 0:
-            logging.info("Dataset %s not found: generating it (%d samples at s = %d).",
-                         path, gen.num_samples, gen.resolution)
-            burgers.generate_dataset(path, num_samples=gen.num_samples,
-                                     resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
-                                     t_final=gen.t_final)
-        _wait_for_other_processes("dataset generation")
+        _generate_if_missing(path, gen)
     return path, _generated_meta(gen)
 
 
-def _wait_for_other_processes(what: str) -> None:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+def _with_suffix(path: str, suffix: str) -> str:
+    """A link named ``<path><suffix>`` to a downloaded file, so its reader is chosen."""
+    named = path + suffix.lower()
+    if not os.path.exists(named):
+        with contextlib.suppress(FileExistsError):
+            os.symlink(path, named)
+    return named
 
-        multihost_utils.sync_global_devices(what)
+
+def fingerprint(path: str) -> str:
+    """What identifies the data at ``path`` on any host: the array checksums in a generated
+    directory's meta.json, or a file's size and the sha256 of its first MiB."""
+    if os.path.isdir(path):
+        meta = json.loads(open(os.path.join(path, "meta.json")).read())
+        return hashlib.sha256(json.dumps(meta.get("sha256"), sort_keys=True).encode()
+                              ).hexdigest()[:16]
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    return f"{os.path.getsize(path)}-{hashlib.sha256(head).hexdigest()[:16]}"
 
 
-def load(config: ml_collections.ConfigDict) -> Splits:
-    """Open the dataset; the train split at ``data.resolution``, test at every resolution."""
+def _open(config: ml_collections.ConfigDict) -> Splits:
     data = config.data
-    path, expected = resolve(config)
+    try:
+        path, expected = resolve(config)
+    except OSError as e:  # e.g. a cache directory that cannot be created on this host
+        where = f" {e.filename}" if e.filename else ""
+        raise FnoError(f"dataset{where}: {e.strerror or e} (data.dir {data.dir!r}, "
+                       f"cache {cache_root()})") from e
     try:
         resolutions = [data.resolution] + [r for r in data.eval_resolutions
                                            if r != data.resolution]
@@ -81,4 +201,25 @@ def load(config: ml_collections.ConfigDict) -> Splits:
                        f"exceeds the {num} samples in {path}")
     train = full[data.resolution].subset(0, data.num_train)
     test = {r: source.subset(num - data.num_test, num) for r, source in full.items()}
-    return Splits(train=train, test=test)
+    return Splits(train=train, test=test, fingerprint=fingerprint(path))
+
+
+def load(config: ml_collections.ConfigDict) -> Splits:
+    """Open the dataset; the train split at ``data.resolution``, test at every resolution.
+
+    Collective in a multi-process job: every process opens its own copy, then all agree
+    that each succeeded and that the copies are identical, before anything else happens.
+    """
+    splits, error = None, None
+    try:
+        splits = _open(config)
+    except FnoError as e:
+        error = str(e)
+    collective.agree("dataset", error)
+    assert splits is not None
+    collective.same("dataset_fingerprint", splits.fingerprint,
+                    f"the dataset {splits.train.path} (fingerprint)")
+    if jax.process_count() > 1:
+        logging.info("All %d processes opened identical datasets (%s).", jax.process_count(),
+                     splits.fingerprint)
+    return splits

@@ -145,9 +145,16 @@ class PmapStrategy(Strategy):
         return flax.jax_utils.replicate(local, self.devices, axis_name=PMAP_AXIS)
 
     def logical_state(self, state: State) -> State:
-        # Every device holds the same copy: read this process's first one and make it a
-        # replicated global array (valid in multi-process runs, where x[0] is not).
-        return jax.device_put(jax.tree.map(_first_replica, state), self.sharding)
+        # Every device already holds the same copy: the replicated global array is built
+        # from those per-device copies, with no transfer between devices or processes
+        # (x[0] would gather in multi-process runs, a device_put from the host would copy).
+        return jax.tree.map(self._replicated_global, state)
+
+    def _replicated_global(self, x: jax.Array) -> jax.Array:
+        by_device = {shard.device: shard.data for shard in x.addressable_shards}
+        arrays = [jax.numpy.squeeze(by_device[d], 0)
+                  for d in self.sharding.addressable_devices_indices_map(x.shape[1:])]
+        return jax.make_array_from_single_device_arrays(x.shape[1:], self.sharding, arrays)
 
     def put_batch(self, batch: Batch, stacked: bool) -> Any:
         # [b, ...] -> [d, b/d, ...]; stacked [k, b, ...] -> [d, k, b/d, ...].
@@ -187,10 +194,6 @@ def _host_value(x: Any) -> np.ndarray:
     """A replicated array's value, read from this process's first device copy."""
     return np.asarray(x.addressable_shards[0].data) if isinstance(x, jax.Array) else np.asarray(x)
 
-
-def _first_replica(x: jax.Array) -> np.ndarray:
-    """This process's first replica of a pmap'd array (leading device axis, one per shard)."""
-    return np.asarray(x.addressable_shards[0].data)[0]
 
 
 class MeshStrategy(Strategy):

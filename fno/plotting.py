@@ -10,6 +10,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from fno import storage
+
 
 def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
                           title: str) -> bytes:
@@ -39,7 +41,7 @@ def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
     return buffer.getvalue()
 
 
-def write_prediction_figure(workdir: str, writer: Any, step: int, apply: Callable,
+def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int, apply: Callable,
                             params_state: Any, source: Any, num_samples: int) -> str:
     """Predict the first test samples, save ``figures/predictions_{step}.png``, log it."""
     n = min(num_samples, len(source))
@@ -47,13 +49,12 @@ def write_prediction_figure(workdir: str, writer: Any, step: int, apply: Callabl
     params = jax.device_get(params_state["params"])
     pred = np.asarray(jax.jit(apply)(params, x))
     png = prediction_figure_png(x, y, pred, f"step {step}, s = {y.shape[1]}")
-    directory = os.path.join(workdir, "figures")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"predictions_{step:08d}.png")
-    with open(path, "wb") as f:
-        f.write(png)
+    directory = storage.resolve(workdir, "workdir") / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"predictions_{step:08d}.png"
+    storage.write_bytes_atomic(path, png)
     import matplotlib.image
 
     image = matplotlib.image.imread(io.BytesIO(png), format="png")
     writer.write_images(step, {"predictions": (image[None, ..., :3] * 255).astype(np.uint8)})
-    return path
+    return os.fspath(path)

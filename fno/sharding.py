@@ -73,12 +73,39 @@ def resolve_mesh_shape(shape: Sequence[int], axes: Sequence[str],
     return shape
 
 
+def device_grid(shape: Sequence[int], axes: Sequence[str],
+                devices: Sequence[jax.Device]) -> np.ndarray:
+    """Devices arranged for ``shape`` by the physical topology (``mesh_utils``).
+
+    On TPU the order follows the ICI torus, not ``jax.devices()``'s enumeration. Devices of
+    several slices (multislice TPU, ``slice_index``) get a hybrid mesh: the slices split the
+    'data' axis over the slower data-centre network (DCN), every other axis stays inside a
+    slice. CPU and single-slice GPU orders are those of ``jax.devices()``.
+    """
+    from jax.experimental import mesh_utils
+
+    slices = sorted({getattr(d, "slice_index", 0) for d in devices})
+    if len(slices) > 1:
+        if DATA_AXIS not in axes:
+            raise FnoError(f"{len(slices)} TPU slices need a '{DATA_AXIS}' mesh axis to span "
+                           f"them (config.mesh_axes {tuple(axes)})")
+        data = list(axes).index(DATA_AXIS)
+        if shape[data] % len(slices):
+            raise FnoError(f"config.mesh_shape {tuple(shape)}: the '{DATA_AXIS}' axis "
+                           f"({shape[data]}) must be divisible by the {len(slices)} slices")
+        ici = [n // len(slices) if i == data else n for i, n in enumerate(shape)]
+        dcn = [len(slices) if i == data else 1 for i in range(len(shape))]
+        return mesh_utils.create_hybrid_device_mesh(ici, dcn, devices)
+    return mesh_utils.create_device_mesh(tuple(shape), devices)
+
+
 def make_mesh(shape: Sequence[int], axes: Sequence[str],
               devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A mesh with ``Auto`` axes (GSPMD propagation; Explicit axes reject plain model code)."""
+    """A topology-ordered mesh (:func:`device_grid`) with ``Auto`` axes (GSPMD
+    propagation; Explicit axes reject plain model code)."""
     devices = list(devices or jax.devices())
     shape = resolve_mesh_shape(shape, axes, len(devices))
-    return Mesh(np.asarray(devices).reshape(shape), tuple(axes),
+    return Mesh(device_grid(shape, axes, devices), tuple(axes),
                 axis_types=(AxisType.Auto,) * len(axes))
 
 

@@ -8,9 +8,9 @@ checkpoints, preemption) is written once here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
-import os
 import resource
 import signal
 import time
@@ -27,7 +27,16 @@ from clu import metrics as clu_metrics
 from flax import nnx
 
 from fno import checkpoint as checkpoint_lib
-from fno import configuration, datasets, input_pipeline, parallel, plotting, writers
+from fno import (
+    collective,
+    configuration,
+    datasets,
+    input_pipeline,
+    parallel,
+    plotting,
+    storage,
+    writers,
+)
 from fno import metrics as metrics_lib
 from fno import workdir as workdir_lib
 from fno.errors import FnoError
@@ -63,6 +72,25 @@ def init_state(model: FNO1d, tx: optax.GradientTransformation) -> tuple[nnx.Grap
     params = nnx.to_pure_dict(params)
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
     return graphdef, state
+
+
+def create_state(config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
+                 shardings: Callable[[State], Any]) -> tuple[nnx.GraphDef, State]:
+    """:func:`init_state` computed under ``jit`` straight into its final shardings.
+
+    ``shardings(abstract_state)`` gives each leaf's sharding (``Strategy.state_shardings``).
+    Nothing is materialised on one device first, so a model-sharded state that does not fit
+    one device still starts, and every leaf (the optimizer's step count too) is born with
+    the sharding the compiled step expects.
+    """
+
+    def init() -> State:
+        return init_state(create_model(config, config.seed), tx)[1]
+
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: create_model(config, config.seed)),
+                            nnx.Param)
+    abstract = jax.eval_shape(init)
+    return graphdef, jax.jit(init, out_shardings=shardings(abstract))()
 
 
 def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
@@ -220,11 +248,12 @@ def _due(step: int, every: int, total_steps: int) -> bool:
     return step == total_steps or (every > 0 and step % every == 0)
 
 
-def _check_finite(train_metrics, config, batches, workdir: str, last_checkpoint: int) -> None:
+def _check_finite(train_metrics, config, batches, workdir, last_checkpoint: int) -> None:
     """Stop at the first non-finite step (unless configured to skip such steps).
 
     Called at reporting and checkpoint boundaries, where the host reads the metrics anyway.
-    The step's batch indices go to ``workdir/nonfinite_batch.json`` for inspection.
+    The step's batch indices (the whole global batch, all processes' rows) go to
+    ``workdir/nonfinite_batch.json`` for inspection.
     """
     if train_metrics is None:
         return
@@ -234,10 +263,11 @@ def _check_finite(train_metrics, config, batches, workdir: str, last_checkpoint:
             logging.warning("Skipped %d step(s) with a non-finite loss or gradient.", bad)
         return
     step = int(train_metrics.first_nonfinite_step.compute())
-    path = os.path.join(workdir, "nonfinite_batch.json")
+    path = workdir / "nonfinite_batch.json"
     if jax.process_index() == 0:
+        everyone = dataclasses.replace(batches, process_index=0, process_count=1)
         workdir_lib.write_json_atomic(path, {"step": step,
-                                             "sample_indices": batches.indices(step - 1).tolist()})
+                                             "sample_indices": everyone.indices(step - 1).tolist()})
     raise FnoError(f"non-finite loss or gradient at step {step} (its batch is listed in {path}); "
                    f"the last checkpoint (step {last_checkpoint}) is intact; set "
                    f"config.skip_nonfinite_steps=True to skip such steps instead")
@@ -250,24 +280,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     results (also written to ``workdir/results.json`` by process 0).
     """
     configuration.validate(config)
-    workdir = workdir_lib.prepare(workdir)
     strategy = parallel.make_strategy(config.mode, config)
     configuration.validate_for_devices(config, strategy)
     with contextlib.ExitStack() as cleanup:
-        cleanup.enter_context(workdir_lib.exclusive(workdir, jax.process_index()))
-        return _train(config, workdir, strategy, cleanup)
+        # Host-dependent: each process prepares and locks, then all agree (fno.collective).
+        error = None
+        try:
+            path = workdir_lib.prepare(workdir)
+            cleanup.enter_context(workdir_lib.exclusive(path, jax.process_index()))
+        except FnoError as e:
+            error = str(e)
+        collective.agree("workdir", error)
+        return _train(config, path, strategy, cleanup)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.Strategy,
+def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strategy,
            cleanup: contextlib.ExitStack) -> dict[str, Any]:
     is_writer = jax.process_index() == 0
     data = datasets.load(config)
+    if config.batch_size > len(data.train):
+        raise FnoError(f"config.batch_size = {config.batch_size} is larger than the training "
+                       f"set ({len(data.train)} samples, config.data.num_train)")
     steps_per_epoch = len(data.train) // config.batch_size
     total_steps = configuration.total_steps(config, steps_per_epoch)
 
-    model = create_model(config, config.seed)
     tx = create_optimizer(config, steps_per_epoch)
-    graphdef, logical_state = init_state(model, tx)
+    graphdef, logical_state = create_state(config, tx, strategy.state_shardings)
     apply = make_apply(graphdef)
     train_fn = strategy.compile_train(make_train_step(apply, tx))
     eval_fn = strategy.compile_eval(make_eval_step(apply))
@@ -275,14 +313,21 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
     batches = input_pipeline.TrainBatches(data.train, config.batch_size, config.seed,
                                           jax.process_index(), jax.process_count())
     train_iter = input_pipeline.train_iterator(batches, total_steps)
-    checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+    checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints",
                                                max_to_keep=config.keep_checkpoints)
-    cleanup.callback(checkpointer.close)
+
+    def close_checkpointer(exc_type, exc, tb) -> None:
+        # A process failing alone must not wait for saves in barriers its peers never reach.
+        checkpointer.close(abandon=exc_type is not None and jax.process_count() > 1)
+
+    cleanup.push(close_checkpointer)
+    run_facts = {"batch_size": config.batch_size, "seed": config.seed,
+                 "num_train": config.data.num_train, "dataset": data.fingerprint}
     # The newest checkpoint that reads back (damaged ones are moved aside, unfinished writes
     # of a killed run removed); step 0 and no state when there is none.
     start_step, restored, data_restored = checkpointer.restore_latest(
         checkpoint_lib.abstract_like(logical_state, strategy.state_shardings(logical_state)),
-        train_iter)
+        train_iter, run_facts)
     if restored is not None:
         logical_state = restored
         if not data_restored:
@@ -353,7 +398,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
                             workdir, writer, step, apply, logical,
                             data.test[config.data.resolution], config.num_plot_samples)
             if save:
-                checkpointer.save(step, strategy.logical_state(state), train_iter)
+                checkpointer.save(step, strategy.logical_state(state), train_iter, run_facts)
                 last_checkpoint = step
             if preempted:
                 break
@@ -380,7 +425,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
         "config": config.to_dict(),
     }
     if is_writer:
-        workdir_lib.write_json_atomic(os.path.join(workdir, "results.json"), results)
+        workdir_lib.write_json_atomic(workdir / "results.json", results)
     writer.flush()
     logging.info("Done: %s", json.dumps({k: v for k, v in results.items() if k != "config"}))
     return results
@@ -388,7 +433,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy: parallel.S
 
 def final_params(workdir: str) -> Any:
     """Helper for tests and analysis: the parameters of the latest checkpoint as numpy."""
-    checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
+    checkpointer = checkpoint_lib.Checkpointer(storage.resolve(workdir) / "checkpoints")
     step = checkpointer.latest_step()
     if step is None:
         raise FnoError(f"no checkpoint in {workdir}")

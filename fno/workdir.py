@@ -1,41 +1,73 @@
-"""The run directory: creation, a single-owner lock, and atomic JSON files."""
+"""The run directory: creation, a single-owner lock, and atomic JSON files.
+
+The workdir may be local (a disk, NFS, Lustre) or a ``gs://`` URL (:mod:`fno.storage`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
-import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from absl import logging
+from etils import epath
+
+from fno import storage
 from fno.errors import FnoError
 
+# errno values of filesystems that do not implement flock (Lustre without -o flock, some
+# FUSE and SMB mounts): the lock is skipped with a warning instead of failing the run.
+_NO_LOCKING = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOLCK, errno.EINVAL}
 
-def prepare(workdir: str) -> str:
-    """Create ``workdir`` if needed and make sure it is writable; return its absolute path."""
-    if not workdir:
+
+def prepare(workdir: str | os.PathLike) -> epath.Path:
+    """Create ``workdir`` if needed and make sure it is writable; return it as a path."""
+    if not os.fspath(workdir):
         raise FnoError("--workdir is required")
-    workdir = os.path.abspath(os.path.expanduser(workdir))
+    path = storage.resolve(workdir, "workdir")
+    probe = path / f".write_test.{uuid.uuid4().hex}"
     try:
-        os.makedirs(workdir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
-            pass
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as e:
-        raise FnoError(f"workdir {workdir} is not writable: {e.strerror or e}") from e
-    return workdir
+        raise FnoError(f"workdir {path} is not writable: {e.strerror or e}") from e
+    except Exception as e:  # noqa: BLE001 - object-store clients raise their own types
+        raise FnoError(f"workdir {path} is not writable: {storage_error(e)}") from e
+    return path
+
+
+def storage_error(error: BaseException) -> str:
+    """A client library's error in one line (GCS errors carry JSON bodies and newlines)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:297] + "..." if len(text) > 300 else text
+
+
+def _warn_unlocked(workdir: epath.Path, why: str) -> None:
+    logging.warning("workdir %s cannot be locked (%s): make sure no other run uses it at "
+                    "the same time.", workdir, why)
 
 
 @contextlib.contextmanager
-def exclusive(workdir: str, process_index: int = 0) -> Iterator[None]:
+def exclusive(workdir: epath.Path, process_index: int = 0) -> Iterator[None]:
     """Refuse a second run on the same workdir while this one is alive.
 
     An ``flock`` on ``workdir/.lock.p{i}``: the kernel releases it when the owner exits, even
     by ``kill -9``, so a dead owner never blocks a restart. Each process of a multi-process
     run takes its own file, so the processes of one job do not block each other.
+
+    Where locking is impossible the run goes on with a warning: object stores (``gs://``)
+    have no locks, and Lustre mounted without ``-o flock`` answers ENOSYS.
     """
-    path = os.path.join(workdir, f".lock.p{process_index}")
+    if storage.is_remote(workdir):
+        _warn_unlocked(workdir, "object stores have no file locks")
+        yield
+        return
+    path = os.path.join(os.fspath(workdir), f".lock.p{process_index}")
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -44,6 +76,13 @@ def exclusive(workdir: str, process_index: int = 0) -> Iterator[None]:
             owner = f.read().strip() or "another process"
             raise FnoError(f"workdir {workdir} is in use by {owner}; wait for it to finish or "
                            f"use another --workdir") from None
+        except OSError as e:
+            if e.errno not in _NO_LOCKING:
+                raise FnoError(f"workdir {workdir}: cannot lock {path}: "
+                               f"{e.strerror or e}") from e
+            _warn_unlocked(workdir, f"flock: {e.strerror or errno.errorcode.get(e.errno)}")
+            yield
+            return
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}")
@@ -54,10 +93,6 @@ def exclusive(workdir: str, process_index: int = 0) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write JSON to a temporary file and rename it over ``path``: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        tmp = f.name
-    os.replace(tmp, path)
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON so that readers never see a half-written file (local or ``gs://``)."""
+    storage.write_json_atomic(epath.Path(path), obj)

@@ -61,6 +61,8 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboardX.record_writer import directory_check
 
+from fno import storage
+
 _PACKAGE = "clu.metric_writers"
 _SHIM_WRITTEN_FOR = "clu 0.0.12"
 
@@ -499,11 +501,71 @@ class JsonlWriter(MetricWriter):
         pass
 
 
-def create_writers(workdir: str, *, write_files: bool, asynchronous: bool = True) -> MetricWriter:
+class _SyncingWriter(MetricWriter):
+    """Uploads a :class:`fno.storage.StagedDir` after each write batch and on flush/close.
+
+    Wraps the file writers of a remote workdir, so metrics.jsonl and the event files reach
+    the bucket as whole objects (object stores cannot append) at every reporting step.
+    """
+
+    def __init__(self, writers: list[MetricWriter], staged: storage.StagedDir):
+        super().__init__()
+        self._inner = metric_writers.MultiWriter(writers)
+        self._staged = staged
+
+    def _after(self) -> None:
+        self._inner.flush()
+        self._staged.sync()
+
+    def write_summaries(self, step, values, metadata=None) -> None:
+        self._inner.write_summaries(step, values, metadata)
+        self._after()
+
+    def write_scalars(self, step, scalars) -> None:
+        self._inner.write_scalars(step, scalars)
+        self._after()
+
+    def write_images(self, step, images) -> None:
+        self._inner.write_images(step, images)
+        self._after()
+
+    def write_videos(self, step, videos) -> None:
+        self._inner.write_videos(step, videos)
+        self._after()
+
+    def write_audios(self, step, audios, *, sample_rate) -> None:
+        self._inner.write_audios(step, audios, sample_rate=sample_rate)
+        self._after()
+
+    def write_texts(self, step, texts) -> None:
+        self._inner.write_texts(step, texts)
+        self._after()
+
+    def write_histograms(self, step, arrays, num_buckets=None) -> None:
+        self._inner.write_histograms(step, arrays, num_buckets)
+        self._after()
+
+    def write_hparams(self, hparams) -> None:
+        self._inner.write_hparams(hparams)
+        self._after()
+
+    def flush(self) -> None:
+        self._after()
+
+    def close(self) -> None:
+        self._inner.close()
+        self._staged.close()
+
+
+def create_writers(workdir: str | os.PathLike, *, write_files: bool,
+                   asynchronous: bool = True) -> MetricWriter:
     """The trainer's metric writer: logs always, and writes files in ``workdir`` if asked.
 
     Args:
-      workdir: Directory for TensorBoard event files and ``metrics.jsonl``.
+      workdir: Directory for TensorBoard event files and ``metrics.jsonl``: a local path or
+        a ``gs://`` URL. Remote files are written in a local staging directory and uploaded
+        as whole objects after every write (see :class:`fno.storage.StagedDir`); a resumed
+        run downloads and continues ``metrics.jsonl``.
       write_files: Whether this process writes files; pass ``jax.process_index() == 0``
         so that a multi-host run writes each file once.
       asynchronous: Write files in a background thread (logging stays synchronous, so
@@ -516,11 +578,15 @@ def create_writers(workdir: str, *, write_files: bool, asynchronous: bool = True
     logging_writer = metric_writers.LoggingWriter()
     if not write_files:
         return logging_writer
+    staged = storage.StagedDir(storage.resolve(workdir, "workdir"),
+                               download=("metrics.jsonl", "hparams.json"))
     if "SummaryWriter" in vars(metric_writers):  # clu's TF writer: TensorFlow is installed.
-        tensorboard = metric_writers.SummaryWriter(workdir)
+        tensorboard = metric_writers.SummaryWriter(staged.local)
     else:
-        tensorboard = TensorBoardWriter(workdir)
-    file_writers = [tensorboard, JsonlWriter(workdir)]
+        tensorboard = TensorBoardWriter(staged.local)
+    file_writers: list[MetricWriter] = [tensorboard, JsonlWriter(staged.local)]
+    if storage.is_remote(workdir):
+        file_writers = [_SyncingWriter(file_writers, staged)]
     if asynchronous:
         return metric_writers.MultiWriter(
             [logging_writer, metric_writers.AsyncMultiWriter(file_writers)]

@@ -28,7 +28,9 @@
 # Each process's stdout and stderr lines are prefixed with "[p<i>] ". Exit status: 0 if all
 # processes succeed, else the status of the first one that failed (128+signal if the launcher
 # was interrupted). SIGINT/SIGTERM are forwarded to every process as SIGTERM (which lets a
-# trainer with a preemption handler checkpoint); a second signal kills them.
+# trainer with a preemption handler checkpoint); a second signal kills them. A Ctrl-C in a
+# terminal, which signals the whole process group, counts once, and the processes' output
+# keeps flowing while they save.
 # Each process gets FNO_COORDINATOR_ADDRESS, FNO_NUM_PROCESSES and FNO_PROCESS_ID (read by
 # fno/distributed.py), and JAX_PLATFORMS=cpu.
 set -euo pipefail
@@ -89,39 +91,36 @@ if [[ "${DRY_RUN:-0}" == 1 ]]; then
 fi
 
 # Prefix each line read on stdin; `read` returns per line, so output stays line-buffered.
+# The reader ignores SIGINT and SIGTERM: a Ctrl-C in a terminal signals the whole foreground
+# process group, and a reader that died of it would take the process's output (and, on
+# the next write, the process itself, through EPIPE) with it while it is still saving. It
+# exits at end of file instead, when its process has exited.
 prefix() {
+  trap '' INT TERM
   local line
   while IFS= read -r line || [[ -n "$line" ]]; do
     printf '%s%s\n' "$1" "$line"
   done
 }
 
-pids=()
-for ((i = 0; i < num_processes; i++)); do
-  FNO_PROCESS_ID="$i" "$python" "$main" "$@" > >(prefix "[p$i] ") 2>&1 &
-  pids+=("$!")
-done
-
-live=("${pids[@]}")   # entries are cleared once reaped
+live=()               # pids of the started processes; entries are cleared once reaped
 status=0
 stop_at=-1            # $SECONDS at which to send SIGTERM to the survivors
 kill_at=-1            # $SECONDS at which to send SIGKILL
-signals=0
+signals=0             # SIGINT/SIGTERM received so far
+starting=1            # set while processes are being started
+last_signal=""
 
 signal_all() {
   local sig="$1" pid
-  for pid in "${live[@]}"; do
+  for pid in ${live[@]+"${live[@]}"}; do
     [[ -n "$pid" ]] && kill "-$sig" "$pid" 2>/dev/null || true
   done
 }
 
-# Background jobs of a non-interactive shell start with SIGINT ignored (and Python then keeps
-# it ignored), so both SIGINT and SIGTERM reach the processes as SIGTERM.
-# shellcheck disable=SC2329  # invoked by the traps below
-on_signal() {
-  local sig="$1" code="$2"
-  signals=$((signals + 1))
-  ((status != 0)) || status="$code"
+# The first signal asks every process to stop (SIGTERM); any further one kills them.
+forward() {
+  local sig="$1"
   if ((signals == 1)); then
     echo "local.sh: got SIG$sig, sending SIGTERM to all processes" >&2
     signal_all TERM
@@ -131,15 +130,41 @@ on_signal() {
     signal_all KILL
   fi
 }
+
+# Background jobs of a non-interactive shell start with SIGINT ignored (and Python then keeps
+# it ignored), so both SIGINT and SIGTERM reach the processes as SIGTERM. While processes are
+# being started, a signal is only recorded: the start loop then stops, and the signal is
+# forwarded once every started pid is in $live (a trap run between `cmd &` and `live+=`
+# would otherwise miss the newest process).
+# shellcheck disable=SC2329  # invoked by the traps below
+on_signal() {
+  local sig="$1" code="$2"
+  signals=$((signals + 1))
+  last_signal="$sig"
+  ((status != 0)) || status="$code"
+  ((starting)) || forward "$sig"
+}
+# The traps go in before the first process starts. A signal that reached this shell while it
+# still had the default disposition would kill it and leave the processes (which ignore
+# SIGINT) running, still holding the caller's stdout and stderr open.
 trap 'on_signal INT 130' INT
 trap 'on_signal TERM 143' TERM
 
-remaining="$num_processes"
+for ((i = 0; i < num_processes && signals == 0; i++)); do
+  FNO_PROCESS_ID="$i" "$python" "$main" "$@" > >(prefix "[p$i] ") 2>&1 &
+  live+=("$!")
+done
+starting=0
+((signals == 0)) || forward "$last_signal"
+
+remaining="${#live[@]}"
 while ((remaining > 0)); do
   for i in "${!live[@]}"; do
     pid="${live[$i]}"
     [[ -n "$pid" ]] || continue
-    # A reaped child no longer exists (bash reaps background jobs as they exit).
+    # Bash reaps background jobs as they exit (SIGCHLD) and keeps their status for `wait`,
+    # so a process that has exited fails `kill -0` and `wait` then returns its status. The
+    # pid could only be mistaken for a live one if the kernel reused it within one poll.
     kill -0 "$pid" 2>/dev/null && continue
     rc=0
     wait "$pid" || rc=$?
@@ -162,6 +187,12 @@ while ((remaining > 0)); do
     signal_all KILL
     kill_at=-1
   fi
-  ((remaining == 0)) || sleep 0.2
+  if ((remaining > 0)); then
+    # Poll without a foreground command: bash runs a trap only once the foreground command
+    # has finished, but the `wait` builtin returns as soon as a trapped signal arrives. The
+    # timer's output goes nowhere, so a timer outliving this script holds no caller's pipe.
+    sleep 0.2 >/dev/null 2>&1 &
+    wait "$!" || true
+  fi
 done
 exit "$status"

@@ -138,7 +138,13 @@ def alive(pid: int) -> bool:
 
 
 SLEEPER = """
-import os, sys, time
+import os, signal, sys, time
+if os.environ.get("SAVE_ON_TERM"):
+    def save(signum, frame):
+        time.sleep(0.3)  # a checkpoint being written; then its log line
+        print("saved", flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, save)
 pid_file = os.path.join(os.environ["PID_DIR"], os.environ["FNO_PROCESS_ID"])
 with open(pid_file + ".tmp", "w") as f:
     f.write(str(os.getpid()))
@@ -146,6 +152,8 @@ os.replace(pid_file + ".tmp", pid_file)
 print("started", flush=True)
 if os.environ["FNO_PROCESS_ID"] == os.environ.get("FAIL_ID"):
     sys.exit(3)
+if os.environ["FNO_PROCESS_ID"] == os.environ.get("INTERRUPT_ID"):
+    os.kill(os.getppid(), signal.SIGINT)  # the launcher, possibly still starting the others
 time.sleep(600)
 """
 
@@ -194,6 +202,43 @@ def test_local_forwards_signals(tmp_path, sig, code):
         assert not alive(int(path.read_text()))
 
 
+def test_local_ctrl_c_reaches_every_process_once_and_keeps_their_output(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group: the launcher must turn it into
+    one SIGTERM per process, and the output prefixers must survive it, or what a process
+    prints while it saves is lost (and the process dies of EPIPE)."""
+    proc, pid_files = start_sleepers(tmp_path, SAVE_ON_TERM="1")
+    wait_for(pid_files)
+    os.killpg(proc.pid, signal.SIGINT)
+    rc, out, err, elapsed = finish(proc)
+    assert rc == 130, err
+    assert "[p0] saved" in out.splitlines() and "[p1] saved" in out.splitlines(), out
+    assert err.count("got SIGINT") == 1, err
+    assert elapsed < 5
+
+
+def test_local_signal_while_starting_processes(tmp_path):
+    """A signal that arrives while processes are being started still stops every one."""
+    proc, _ = start_sleepers(tmp_path, NUM_PROCESSES="3", INTERRUPT_ID="0")
+    rc, _, err, elapsed = finish(proc)
+    assert rc == 130, err
+    assert "got SIGINT, sending SIGTERM to all processes" in err
+    assert elapsed < 5
+    started = [p for p in tmp_path.iterdir() if p.name.isdigit()]
+    assert started, "process 0 never ran"
+    for path in started:
+        assert not alive(int(path.read_text()))
+
+
+def test_local_traps_are_set_before_any_process_starts():
+    """A signal in the window between starting the processes and setting the traps killed
+    the launcher and left the processes (which ignore SIGINT) running: a lost Ctrl-C."""
+    lines = LOCAL.read_text().splitlines()
+    first_trap = next(i for i, line in enumerate(lines) if line.startswith("trap "))
+    first_start = next(i for i, line in enumerate(lines)
+                       if '"$main"' in line and line.rstrip().endswith(" &"))
+    assert first_trap < first_start
+
+
 # --- tpu_pod.sh --------------------------------------------------------------------------
 
 def tpu_env(**extra: str) -> dict[str, str]:
@@ -226,11 +271,25 @@ def test_tpu_dry_run_commands():
         remote.append(words[-1])
     assert remote[0] == ("set -euo pipefail; mkdir -p fno && tar -xzf fno-src.tar.gz -C fno "
                          "&& rm -f fno-src.tar.gz")
-    assert remote[1] == r"set -euo pipefail; cd fno && python3 -m pip install -q -e . jax\[tpu\]"
-    assert remote[2].startswith("set -o pipefail; cd fno && mkdir -p logs && "
-                                "FNO_DISTRIBUTED=auto python3 main.py ")
+    install = remote[1]
+    assert install.startswith("set -euo pipefail; cd fno; ")
+    # The first Python >= 3.11 on the worker that makes a venv, else one that uv downloads.
+    assert "for c in python3.13 python3.12 python3.11 python3; do" in install
+    assert '"$c" -m venv .venv 2>/dev/null; then py=$c; break; fi; rm -rf .venv; done' in install
+    assert '"$uv" venv --seed --python 3.11 .venv' in install
+    assert install.endswith(r"; .venv/bin/python -m pip install -q -e . jax\[tpu\]")
+    # The version check is real Python, run here under an old and a new version.
+    check = re.search(r'\.venv/bin/python -c "([^"]+)"; \.venv/bin/python -m pip', install)[1]
+    for version, code, message in (((3, 10, 12), 1, "tpu_pod.sh: .venv has Python 3.10; "
+                                    "fno needs >= 3.11"), ((3, 11, 0), 0, "")):
+        result = run([sys.executable, "-c", f"import sys; sys.version_info = {version}\n{check}"],
+                     clean_env())
+        assert (result.returncode, result.stderr.strip()) == (code, message)
+    assert remote[2].startswith("set -o pipefail; cd fno && mkdir -p logs && ")
+    assert "[[ -x .venv/bin/python ]] || {" in remote[2]
     # The remote shell must see exactly the arguments given here.
-    main_words = shlex.split(remote[2].split("python3 main.py ", 1)[1])
+    run_main = "FNO_DISTRIBUTED=auto .venv/bin/python main.py "
+    main_words = shlex.split(remote[2].split(run_main, 1)[1])
     assert main_words[:len(TRICKY)] == TRICKY
     assert main_words[len(TRICKY):] == ["2>&1", "|", "tee", "logs/worker-$(hostname).log"]
 
@@ -241,21 +300,43 @@ def test_tpu_dry_run_skip_install_and_no_project():
     assert len(lines) == 4 and "pip install" not in result.stdout
     assert "--project" not in result.stdout
     assert shlex.split(lines[-1])[-1].endswith(
-        "python3 main.py 2>&1 | tee \"logs/worker-$(hostname).log\"")
+        "FNO_DISTRIBUTED=auto .venv/bin/python main.py 2>&1 | tee \"logs/worker-$(hostname).log\"")
 
 
 FAKE_GCLOUD = r"""#!/usr/bin/env bash
-# Stand-in for gcloud: scp copies into $FAKE_HOME, ssh runs --command there with bash.
+# Stand-in for gcloud: scp copies into $FAKE_HOME, ssh runs --command there with bash, on a
+# PATH of the fakes and $FAKE_SYSTEM (a few system tools: no real Python, uv or curl).
 set -euo pipefail
 printf '%q ' "$@" >> "$FAKE_HOME/gcloud.log"; echo >> "$FAKE_HOME/gcloud.log"
 case "$4" in
   scp) cp "$5" "$FAKE_HOME/${6#*:}" ;;
   ssh) while [[ "$1" != --command ]]; do shift; done
-       cd "$FAKE_HOME" && HOME="$FAKE_HOME" PATH="$FAKE_BIN:$PATH" bash -c "$2" ;;
+       cd "$FAKE_HOME" && HOME="$FAKE_HOME" PATH="$FAKE_BIN:$FAKE_SYSTEM" bash -c "$2" ;;
 esac
 """
-FAKE_PYTHON3 = r"""#!/usr/bin/env bash
-# Stand-in for the workers' python3: record pip installs; for main.py print what arrived.
+# The workers' interpreters: a good python3.13; python3.13 without the venv module next to a
+# good python3.12; or only an old python3 (3.10), next to uv.
+FAKE_SYSTEM_PYTHON = r"""#!/usr/bin/env bash
+# Stand-in for a worker's system Python $FAKE_VERSION: answers the launcher's probes, makes
+# venvs whose python is the fake below.
+case "$1 $2" in
+  "-m venv") mkdir -p "$3/bin"  # a Debian Python without python3.X-venv fails after this
+             [[ "$(basename "$0")" != "${FAKE_NO_VENV:-}" ]] || exit 1
+             cp "$FAKE_BIN/venv-python" "$3/bin/python"
+             echo "venv by $(basename "$0")" >> "$HOME/venv.log" ;;
+  -c*) [[ "$FAKE_VERSION" == 3.1[1-9] ]] ;;  # sys.version_info >= (3, 11)?
+  *) exit 8 ;;
+esac
+"""
+FAKE_UV = r"""#!/usr/bin/env bash
+[[ "$*" == "venv --seed --python 3.11 .venv" ]] || exit 8
+mkdir -p .venv/bin && cp "$FAKE_BIN/venv-python" .venv/bin/python
+echo "venv by uv" >> "$HOME/venv.log"
+"""
+FAKE_VENV_PYTHON = r"""#!/usr/bin/env bash
+# Stand-in for .venv/bin/python: version checks run for real; pip installs are recorded;
+# main.py prints what arrived.
+if [[ "$1" == -c ]]; then exec "$REAL_PYTHON" "$@"; fi
 if [[ "$1" == -m ]]; then echo "pip: $*" >> "$HOME/pip.log"; exit 0; fi
 [[ -f main.py && -f fno/distributed.py ]] || { echo "not in an unpacked checkout" >&2; exit 9; }
 [[ "$1" == main.py ]] || exit 8
@@ -265,14 +346,26 @@ printf 'ARG<%s>\n' "$@"
 """
 
 
-def test_tpu_end_to_end_with_fake_gcloud(tmp_path):
-    home, bin_dir = tmp_path / "home", tmp_path / "bin"
-    home.mkdir()
-    bin_dir.mkdir()
-    for name, text in (("gcloud", FAKE_GCLOUD), ("python3", FAKE_PYTHON3)):
+@pytest.mark.parametrize("worker", ["python3.13", "python3.12", "uv"])
+def test_tpu_end_to_end_with_fake_gcloud(tmp_path, worker):
+    home, bin_dir, system = tmp_path / "home", tmp_path / "bin", tmp_path / "system"
+    for d in (home, bin_dir, system):
+        d.mkdir()
+    for tool in ("bash", "tar", "gzip", "mkdir", "rm", "cp", "tee", "hostname", "basename"):
+        (system / tool).symlink_to(shutil.which(tool))
+    fakes = {"gcloud": FAKE_GCLOUD, "venv-python": FAKE_VENV_PYTHON,
+             "python3": FAKE_SYSTEM_PYTHON}
+    if worker == "uv":
+        fakes["uv"] = FAKE_UV
+    else:
+        fakes.update({"python3.13": FAKE_SYSTEM_PYTHON, "python3.12": FAKE_SYSTEM_PYTHON})
+    for name, text in fakes.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     env = tpu_env(GCLOUD=str(bin_dir / "gcloud"), FAKE_HOME=str(home), FAKE_BIN=str(bin_dir),
+                  FAKE_SYSTEM=str(system), REAL_PYTHON=sys.executable,
+                  FAKE_VERSION="3.10" if worker == "uv" else "3.13",
+                  FAKE_NO_VENV="python3.13" if worker == "python3.12" else "",
                   TMPDIR=str(tmp_path), REMOTE_DIR="runs dir/fno")
     result = run([str(LAUNCH / "tpu_pod.sh"), *TRICKY], env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -280,11 +373,21 @@ def test_tpu_end_to_end_with_fake_gcloud(tmp_path):
     assert (checkout / "launch" / "tpu_pod.sh").is_file()
     assert not (checkout / ".git").exists() and not (home / "fno-src.tar.gz").exists()
     assert not list(tmp_path.glob("fno-src.*.tar.gz")), "local archive not cleaned up"
+    assert (home / "venv.log").read_text() == f"venv by {worker}\n"
+    assert (checkout / ".venv" / "bin" / "python").is_file()
     assert "pip: -m pip install -q -e . jax[tpu]" in (home / "pip.log").read_text()
     expected = ["FNO_DISTRIBUTED=auto", *(f"ARG<{a}>" for a in TRICKY)]
     assert result.stdout.splitlines() == expected
     [log] = (checkout / "logs").glob("worker-*.log")
     assert log.read_text().splitlines() == expected
+
+    # A later run reuses the venv; SKIP_INSTALL=1 without one says what to do.
+    result = run([str(LAUNCH / "tpu_pod.sh")], env, cwd=tmp_path)
+    assert result.returncode == 0 and (home / "venv.log").read_text() == f"venv by {worker}\n"
+    shutil.rmtree(checkout / ".venv")
+    result = run([str(LAUNCH / "tpu_pod.sh")], {**env, "SKIP_INSTALL": "1"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "/.venv on " in result.stderr and "without SKIP_INSTALL=1" in result.stderr
 
 
 # --- slurm.sbatch ------------------------------------------------------------------------
@@ -297,7 +400,22 @@ def test_slurm_sbatch_directives_are_parsed():
     directives = [line for line in lines if line.startswith("#SBATCH")]
     assert all(lines.index(d) < first_command for d in directives)
     options = {d.split()[1].split("=")[0] for d in directives}
-    assert {"--nodes", "--ntasks-per-node", "--gpus-per-node", "--time", "--output"} <= options
+    assert {"--nodes", "--ntasks-per-node", "--gpus-per-node", "--time", "--output",
+            "--cpus-per-task", "--signal"} <= options
+    # SIGTERM to the job steps' tasks (fno saves on it) 120 s before the time limit; a "B:"
+    # prefix would signal only the batch shell, which is srun here.
+    assert "#SBATCH --signal=TERM@120" in directives
+
+
+def test_slurm_dry_run_passes_cpus_per_task_to_srun(tmp_path):
+    """Slurm 22.05-23.02 srun does not inherit --cpus-per-task from the allocation."""
+    env = clean_env(DRY_RUN="1", SLURM_CPUS_PER_TASK="8", SLURM_NTASKS_PER_NODE="4",
+                    SLURM_JOB_NUM_NODES="2")
+    result = run(["bash", str(LAUNCH / "slurm.sbatch"), "--workdir=w"], env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert shlex.split(result.stdout) == ["srun", "--kill-on-bad-exit=1", "--label",
+                                          "--cpus-per-task=8", sys.executable, "main.py",
+                                          "--workdir=w"]
 
 
 def test_slurm_dry_run_one_task_per_gpu(tmp_path):
