@@ -301,6 +301,21 @@ class Checkpointer:
             return _one_line(e)
         return None
 
+    def _incompatibility(self, step: int, abstract_state: Any) -> str | None:
+        """The one-line error when ``step``'s saved tree differs from ``abstract_state``'s
+        (None when it matches or its metadata does not read: that is damage)."""
+        try:
+            saved = self.manager.item_metadata(step)["state"]
+            saved_specs = _leaf_specs(saved) if saved is not None else None
+        except Exception:  # noqa: BLE001 - unreadable metadata is damage, judged later
+            return None
+        problem = saved_specs and _mismatch(saved_specs, _leaf_specs(abstract_state))
+        if not problem:
+            return None
+        return (f"checkpoint {self.directory}/{step} does not match this config's model or "
+                f"optimizer ({problem}); use another --workdir or the config it was written "
+                f"with")
+
     def restore(self, step: int, abstract_state: Any,
                 data_iterator: grain.DatasetIterator | None = None) -> Any:
         """Restore ``step`` onto ``abstract_state``'s shapes and shardings and, if given,
@@ -319,7 +334,7 @@ class Checkpointer:
             saved = self.manager.item_metadata(step)["state"]
             if saved is None:
                 raise FileNotFoundError(f"no readable state metadata in {where}/state")
-            saved_specs = _leaf_specs(saved)
+            _leaf_specs(saved)  # a tree that does not parse is damage too
         except Exception as e:  # noqa: BLE001 - any failure to read metadata is damage
             raise DamagedCheckpointError(f"checkpoint {where} is damaged: {_one_line(e)}") from e
         if abstract_state is None:
@@ -327,11 +342,9 @@ class Checkpointer:
             abstract_state = jax.tree.map(
                 lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
         else:
-            problem = _mismatch(saved_specs, _leaf_specs(abstract_state))
+            problem = self._incompatibility(step, abstract_state)
             if problem:
-                raise FnoError(
-                    f"checkpoint {where} does not match this config's model or optimizer "
-                    f"({problem}); use another --workdir or the config it was written with")
+                raise FnoError(problem)
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -365,6 +378,9 @@ class Checkpointer:
         steps = json.loads(collective.exchange(
             "checkpoint_steps", json.dumps(sorted(self.manager.all_steps())))[0])
         for step in sorted(steps, reverse=True):
+            # Another model is a hard error, even if the checkpoint is also damaged.
+            collective.agree(f"checkpoint_{step}_compatible",
+                             self._incompatibility(step, abstract_state))
             problems = collective.exchange(f"checkpoint_{step}_readable",
                                            self.check_readable(step) or "")
             bad = [(i, p) for i, p in enumerate(problems) if p]

@@ -9,7 +9,7 @@
 #      excludes: data, runs, checkpoints; and minus a local .venv) into a tarball;
 #   2. copy it to every worker and unpack it into REMOTE_DIR;
 #   3. make a virtual environment REMOTE_DIR/.venv with Python >= 3.11 (the project's
-#      minimum) and `pip install -e . "jax[tpu]"` into it (skip with SKIP_INSTALL=1 on later
+#      minimum) and `pip install -e ".[gcs]" "jax[tpu]"` into it (skip with SKIP_INSTALL=1 on later
 #      runs). The workers' system Python is not used directly: stock TPU VM images ship an
 #      older python3, and newer ones refuse system-wide pip installs (PEP 668,
 #      "externally-managed-environment"). The venv is made by the first of python3.13,
@@ -122,7 +122,7 @@ install+="; if [[ ! -x \$uv ]]; then curl -LsSf https://astral.sh/uv/install.sh"
 install+=" | env UV_INSTALL_DIR=\"\$HOME/.local/bin\" UV_NO_MODIFY_PATH=1 sh; fi"
 install+="; \"\$uv\" venv --seed --python 3.11 .venv; fi; fi"
 install+="; .venv/bin/python -c \"$check_python\""
-install+="; .venv/bin/python -m pip install -q -e . $(printf '%q' "$jax_spec")"
+install+="; .venv/bin/python -m pip install -q -e '.[gcs]' $(printf '%q' "$jax_spec")"
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
   on_workers "$install"
 fi

@@ -235,3 +235,65 @@ def test_resume_with_another_batch_size_or_seed_is_refused(dataset, tmp_path):
     # What does not change the data order resumes: a longer schedule.
     results = train.train_and_evaluate(tiny_config(dataset, num_train_steps=14), str(tmp_path))
     assert results["steps_this_run"] == 2
+
+
+# --- scale hazards ----------------------------------------------------------------------------
+def test_state_is_created_in_its_shardings_without_transfers(dataset):
+    """Initialisation runs under jit into the final (here model-sharded) shardings: no
+    array is made on one device and then copied (a transfer guard would stop that)."""
+    import jax
+
+    from fno import parallel
+
+    config = tiny_config(dataset, mode="mesh", mesh_shape=(2, 4), mesh_axes=("data", "model"),
+                         model_sharding="model")
+    strategy = parallel.make_strategy(config.mode, config)
+    tx = train.create_optimizer(config, 4)
+    with jax.transfer_guard("disallow"):
+        _, state = train.create_state(config, tx, strategy.state_shardings)
+    wanted = strategy.state_shardings(state)
+    for leaf, sharding in zip(jax.tree.leaves(state), jax.tree.leaves(wanted), strict=True):
+        assert leaf.sharding == sharding
+    lift = state["params"]["lift"]["kernel"]
+    assert lift.addressable_shards[0].data.shape[1] == lift.shape[1] // 4  # channels split
+    # Same values as the eager initialisation.
+    _, eager = train.init_state(train.create_model(config, config.seed), tx)
+    assert_same(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(eager))
+
+
+def test_pmap_logical_state_reuses_the_device_copies():
+    import jax
+    import jax.numpy as jnp
+
+    from fno import parallel
+
+    strategy = parallel.make_strategy("pmap")
+    placed = strategy.place_state({"w": jnp.arange(6.0).reshape(2, 3)})
+    with jax.transfer_guard("disallow"):
+        logical = strategy.logical_state(placed)
+    assert logical["w"].shape == (2, 3) and logical["w"].sharding == strategy.sharding
+    assert (jax.device_get(logical["w"]) == jnp.arange(6.0).reshape(2, 3)).all()
+
+
+def test_devices_of_several_slices_get_a_hybrid_mesh_with_data_across_slices():
+    import dataclasses
+
+    from fno import sharding
+
+    @dataclasses.dataclass(frozen=True)
+    class FakeDevice:
+        id: int
+        slice_index: int
+        process_index: int
+        platform: str = "cpu"
+        device_kind: str = "cpu"
+
+    devices = [FakeDevice(i, i // 4, i // 2) for i in range(8)]  # 2 slices of 4
+    grid = sharding.device_grid((4, 2), ("data", "model"), devices)
+    assert grid.shape == (4, 2)
+    # Each model group lies inside one slice; the data axis runs across both slices.
+    for row in grid:
+        assert len({d.slice_index for d in row}) == 1
+    assert {d.slice_index for d in grid[:, 0]} == {0, 1}
+    with pytest.raises(FnoError, match="divisible by the 2 slices"):
+        sharding.device_grid((1, 8), ("data", "model"), devices)

@@ -277,7 +277,7 @@ def test_tpu_dry_run_commands():
     assert "for c in python3.13 python3.12 python3.11 python3; do" in install
     assert '"$c" -m venv .venv 2>/dev/null; then py=$c; break; fi; rm -rf .venv; done' in install
     assert '"$uv" venv --seed --python 3.11 .venv' in install
-    assert install.endswith(r"; .venv/bin/python -m pip install -q -e . jax\[tpu\]")
+    assert install.endswith(r"; .venv/bin/python -m pip install -q -e '.[gcs]' jax\[tpu\]")
     # The version check is real Python, run here under an old and a new version.
     check = re.search(r'\.venv/bin/python -c "([^"]+)"; \.venv/bin/python -m pip', install)[1]
     for version, code, message in (((3, 10, 12), 1, "tpu_pod.sh: .venv has Python 3.10; "
@@ -375,7 +375,7 @@ def test_tpu_end_to_end_with_fake_gcloud(tmp_path, worker):
     assert not list(tmp_path.glob("fno-src.*.tar.gz")), "local archive not cleaned up"
     assert (home / "venv.log").read_text() == f"venv by {worker}\n"
     assert (checkout / ".venv" / "bin" / "python").is_file()
-    assert "pip: -m pip install -q -e . jax[tpu]" in (home / "pip.log").read_text()
+    assert "pip: -m pip install -q -e .[gcs] jax[tpu]" in (home / "pip.log").read_text()
     expected = ["FNO_DISTRIBUTED=auto", *(f"ARG<{a}>" for a in TRICKY)]
     assert result.stdout.splitlines() == expected
     [log] = (checkout / "logs").glob("worker-*.log")
