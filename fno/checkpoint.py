@@ -7,14 +7,19 @@ checkpoint handler, which is what makes a resumed run see exactly the remaining 
 
 Failures, and what happens (README "Failure and recovery"):
 
-* A run killed at any moment, even mid-save, leaves only complete checkpoints under their step
-  names: orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it when done. The next run
-  removes such unfinished writes (with a warning) and resumes from the newest complete step.
+* A run killed at any moment, even mid-save, leaves only complete checkpoints that orbax
+  considers finalized: locally it writes ``<step>.orbax-checkpoint-tmp`` and renames it when
+  done, on GCS it writes ``<step>`` in place and commits with ``commit_success.txt``. The
+  next run removes what orbax calls temporary (with a warning) and resumes from the newest
+  finalized step.
 * A checkpoint that exists but does not read back (files missing, truncated or corrupt) is
-  *damaged*: it is renamed to ``<step>.corrupt`` (kept for inspection, ignored by orbax, and no
-  obstacle to saving that step again), a warning names the new path, and the next older
-  checkpoint is tried. When none is left, training starts from step 0 with a warning. Falling
-  back is exact: each checkpoint carries its own data position.
+  *damaged*: it is moved to ``<step>.corrupt`` (copied there on GCS; kept for inspection,
+  ignored by orbax, and no obstacle to saving that step again), a warning names the new
+  path, and the next older checkpoint is tried. When none is left, training starts from
+  step 0 with a warning. Falling back is exact: each checkpoint carries its own data
+  position. In a multi-process run every process checks the checkpoint against the file
+  sizes process 0 recorded (``fno_manifest.json``) and the verdicts are combined
+  (:mod:`fno.collective`) *before* orbax reads it, so all take the same branch.
 * A checkpoint that reads fine but holds other shapes or leaves than this config's state is
   *incompatible*: a hard :class:`FnoError`, and nothing is moved.
 * A save that fails (disk full, unwritable directory) is a :class:`FnoError` naming the step

@@ -26,7 +26,8 @@ the rest of the project keeps running in float32.
 
 Dataset layout (see :func:`generate_dataset`): ``DIR/u0.npy``, ``DIR/u1.npy`` (float32
 [N, S]) and ``DIR/meta.json``; a directory is complete exactly when it exists under its final
-name, because it is written elsewhere and renamed into place.
+name, because it is written elsewhere and renamed into place (:mod:`fno.data.dataset_dir`,
+shared with the Darcy generator).
 
     python -m fno.data.burgers --output_dir=DIR [--num_samples=2048 --resolution=8192
         --seed=0 --nu=0.1 --t_final=1 --grid=0 --steps=0 --chunk_size=256 --overwrite]
@@ -36,14 +37,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import math
 import os
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -53,7 +50,8 @@ import numpy as np
 from absl import app, flags, logging
 
 import fno
-from fno.data import grf
+from fno.data import dataset_dir, grf
+from fno.data.dataset_dir import file_sha256 as file_sha256  # re-exported for readers
 
 DEFAULT_NUM_SAMPLES = 2048
 DEFAULT_RESOLUTION = 8192
@@ -232,45 +230,6 @@ def solve_burgers(u0: np.ndarray, *, nu: float = DEFAULT_NU, t_final: float = DE
 # --------------------------------------------------------------------------------------------
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _check_target(out: pathlib.Path, overwrite: bool) -> None:
-    """Refuse to replace anything but an empty directory unless ``overwrite``."""
-    if not os.path.lexists(out) or overwrite:
-        return
-    if out.is_dir() and not any(out.iterdir()):
-        return
-    if (out / "meta.json").exists():
-        raise FileExistsError(f"{out} already holds a generated dataset; pass overwrite "
-                              "(--overwrite) to replace it")
-    raise FileExistsError(f"{out} exists and is not an empty directory; refusing to replace it")
-
-
-def _fsync(path: pathlib.Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _commit(tmp: pathlib.Path, out: pathlib.Path, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` to ``out``; an old ``out`` is moved aside first."""
-    _check_target(out, overwrite)
-    if os.path.lexists(out) and not (out.is_dir() and not any(out.iterdir())):
-        trash = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, trash / out.name)
-        os.rename(tmp, out)
-        shutil.rmtree(trash)
-    else:
-        os.rename(tmp, out)  # rename(2) replaces an empty directory atomically
-    _fsync(out.parent)
-
-
 def _write_arrays(tmp: pathlib.Path, *, num_samples: int, resolution: int, seed: int,
                   nu: float, t_final: float, chunk_size: int, settings: SolverSettings,
                   sampler: dict[str, float]) -> None:
@@ -319,14 +278,11 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
                          f"got {num_samples}, {chunk_size}, {seed}")
     grf.num_modes(resolution)  # validates the resolution
     settings = solver_settings(nu, t_final, **solver_kw)
-    out = pathlib.Path(output_dir).expanduser().absolute()
-    _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = dataset_dir.resolve_target(output_dir, overwrite)
     sampler = {"sigma": float(sigma), "tau": float(tau), "gamma": float(gamma)}
     logging.info("generating %d Burgers samples at s=%d (nu=%g, t=%g, grid=%d, steps=%d) -> %s",
                  num_samples, resolution, nu, t_final, settings.grid, settings.steps, out)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with dataset_dir.staging(out, overwrite=overwrite) as tmp:
         _write_arrays(tmp, num_samples=num_samples, resolution=resolution, seed=seed, nu=nu,
                       t_final=t_final, chunk_size=chunk_size, settings=settings, sampler=sampler)
         meta = {
@@ -346,15 +302,8 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
                        "time_grading": settings.grading},
             "dtype": "float32",
             "fno_version": fno.__version__,
-            "sha256": {name: file_sha256(tmp / name) for name in FILES},
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        for name in (*FILES, "meta.json"):
-            _fsync(tmp / name)
-        _commit(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        dataset_dir.write_meta(tmp, meta, FILES)
     logging.info("wrote %s", out)
     return out
 

@@ -1,0 +1,104 @@
+"""Atomic dataset directories: the one implementation every generator writes through.
+
+A dataset directory is complete exactly when it exists under its final name. Generators write
+their arrays into a hidden temporary directory next to the target (``.NAME.tmp-*``), record a
+sha256 per array in ``meta.json``, fsync every file, and only then rename the directory into
+place; an old copy is first moved aside (``.NAME.old-*``) and deleted after the rename. So a
+reader never sees a half-written dataset under the final name, and a crash leaves at most a
+hidden temporary directory (an exception inside :func:`staging` removes it).
+
+Used by :mod:`fno.data.burgers` and :mod:`fno.data.darcy`:
+
+    out = dataset_dir.resolve_target(output_dir, overwrite)
+    with dataset_dir.staging(out, overwrite=overwrite) as tmp:
+        ...write tmp / "x.npy"...
+        dataset_dir.write_meta(tmp, meta, files=("x.npy",))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+META = "meta.json"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def check_target(out: pathlib.Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an empty directory unless ``overwrite``."""
+    if not os.path.lexists(out) or overwrite:
+        return
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    if (out / META).exists():
+        raise FileExistsError(f"{out} already holds a generated dataset; pass overwrite "
+                              "(--overwrite) to replace it")
+    raise FileExistsError(f"{out} exists and is not an empty directory; refusing to replace it")
+
+
+def resolve_target(output_dir: str | os.PathLike, overwrite: bool) -> pathlib.Path:
+    """The absolute target path, checked with :func:`check_target` before any work is done."""
+    out = pathlib.Path(output_dir).expanduser().absolute()
+    check_target(out, overwrite)
+    return out
+
+
+def fsync(path: str | os.PathLike) -> None:
+    """fsync a file or a directory (the latter makes renames inside it durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: pathlib.Path, out: pathlib.Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``out``; an old ``out`` is moved aside first."""
+    check_target(out, overwrite)
+    if os.path.lexists(out) and not (out.is_dir() and not any(out.iterdir())):
+        trash = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, trash / out.name)
+        os.rename(tmp, out)
+        shutil.rmtree(trash)
+    else:
+        os.rename(tmp, out)  # rename(2) replaces an empty directory atomically
+    fsync(out.parent)
+
+
+def write_meta(tmp: pathlib.Path, meta: Mapping[str, Any], files: Iterable[str]) -> dict:
+    """Write ``meta`` plus the sha256 of each of ``files`` (in ``tmp``) to ``tmp/meta.json``."""
+    full = {**meta, "sha256": {name: file_sha256(tmp / name) for name in files}}
+    (tmp / META).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    return full
+
+
+@contextlib.contextmanager
+def staging(out: pathlib.Path, *, overwrite: bool) -> Iterator[pathlib.Path]:
+    """A hidden temporary directory next to ``out``, committed to ``out`` on normal exit.
+
+    On exit every regular file in it is fsynced and the directory is renamed into place with
+    :func:`commit`; on any exception (KeyboardInterrupt included) it is removed instead.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        for file in sorted(tmp.iterdir()):
+            if file.is_file():
+                fsync(file)
+        commit(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
