@@ -106,6 +106,7 @@ def test_gcs_workdir_two_processes_kill_9_and_damage(dataset, tmp_path):
         assert steps == [40, 50, 60], steps  # keep_checkpoints=3 deletes on GCS too
         assert (straight / "checkpoints/60/commit_success.txt").exists()
         assert (straight / "checkpoints/60/data/process_1-of-2.json").exists()
+        assert (straight / "checkpoints/60/fno_manifest.json").exists()
         results = json.loads((straight / "results.json").read_text())
         assert results["processes"] == 2 and results["step"] == 60
         logged = [json.loads(x)["step"] for x in
