@@ -91,9 +91,10 @@ LONG = ("--config.num_train_steps=60", "--config.checkpoint_every_steps=10",
 
 
 def test_gcs_workdir_two_processes_kill_9_and_damage(dataset, tmp_path):
-    """A 2-process run on gs:// writes everything there. A run killed with -9 mid-way, whose
-    newest checkpoint is then damaged in the bucket (process 1's part deleted), sets it
-    aside, falls back to the older one and ends bitwise like the uninterrupted run."""
+    """A 2-process run on gs:// writes everything there. A run that reads its dataset from
+    the bucket too, killed with -9 mid-way, resumes to the uninterrupted run's parameters
+    bitwise; its newest checkpoint, then damaged in the bucket (process 1's part deleted), is
+    set aside and the rerun falls back to the older one, exactly."""
     with gcs_emulator() as (bucket, env):
         data = f"--config.data.dir={dataset}"
         straight = epath.Path(f"gs://{bucket}/straight")
@@ -113,8 +114,19 @@ def test_gcs_workdir_two_processes_kill_9_and_damage(dataset, tmp_path):
                   (straight / "metrics.jsonl").read_text().splitlines() if "train_loss" in x]
         assert logged == [10, 20, 30, 40, 50, 60], logged
 
+        # The rest reads the dataset from the bucket: each process copies it into its own
+        # cache (as hosts without a shared disk do) and it is the same data.
+        remote_data = epath.Path(f"gs://{bucket}/data/burgers_tiny")
+        for file in Path(dataset).iterdir():
+            (remote_data / file.name).write_bytes(file.read_bytes())
+        data = f"--config.data.dir={remote_data}"
+
+        def host(i):
+            return {"FNO_DATA_DIR": str(tmp_path / f"cache{i}")}, ROOT
+
+        env = {**env}
         killed = epath.Path(f"gs://{bucket}/killed")
-        procs = start(killed, data, *LONG, env=env)
+        procs = start(killed, data, *LONG, env=env, per_process=host)
         committed = killed / "checkpoints/20/commit_success.txt"
         deadline = time.monotonic() + 180
         while not committed.exists() and time.monotonic() < deadline:
@@ -123,14 +135,15 @@ def test_gcs_workdir_two_processes_kill_9_and_damage(dataset, tmp_path):
             os.killpg(p.pid, signal.SIGKILL)
         finish(procs)
         assert committed.exists() and not (killed / "results.json").exists()
-        run_ok(killed, data, *LONG, env=env)
+        assert all(list((tmp_path / f"cache{i}" / "remote").iterdir()) for i in range(2))
+        run_ok(killed, data, *LONG, env=env, per_process=host)
         assert_same(params_of(killed), params_of(straight))
 
         # Damage the newest checkpoint in the bucket: delete process 1's part (its data
         # iterator state; the replicated arrays are written by process 0 alone).
         checkpoints = killed / "checkpoints"
         (checkpoints / "60/data/process_1-of-2.json").unlink()
-        outputs = run_ok(killed, data, *LONG, env=env)
+        outputs = run_ok(killed, data, *LONG, env=env, per_process=host)
         assert "moved it aside" in outputs[0], outputs[0][-3000:]
         assert "60.corrupt" in {p.name for p in checkpoints.iterdir()}
         assert (checkpoints / "60.corrupt/commit_success.txt").exists()
