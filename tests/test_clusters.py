@@ -90,6 +90,7 @@ LONG = ("--config.num_train_steps=60", "--config.checkpoint_every_steps=10",
         "--config.eval_every_steps=30", "--config.log_every_steps=10")
 
 
+@pytest.mark.slow
 def test_gcs_workdir_two_processes_kill_9_and_damage(dataset, tmp_path):
     """A 2-process run on gs:// writes everything there. A run that reads its dataset from
     the bucket too, killed with -9 mid-way, resumes to the uninterrupted run's parameters
@@ -151,6 +152,7 @@ def test_gcs_workdir_two_processes_kill_9_and_damage(dataset, tmp_path):
         assert_same(params_of(killed), params_of(straight))
 
 
+@pytest.mark.slow
 # --- hosts without a shared disk ------------------------------------------------------------
 def test_hosts_without_a_shared_disk_train_from_nothing(dataset, tmp_path):
     """Each process has its own HOME, data cache and working directory (as TPU-VM hosts do)
@@ -213,6 +215,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_exception_on_one_process_ends_every_process_within_the_bound(dataset, tmp_path):
     """Process 1 raises while process 0 goes on into the evaluation's collectives: process 1
     exits at once with its one-line error (no 300 s shutdown barrier), process 0 is stopped

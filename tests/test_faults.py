@@ -102,6 +102,7 @@ def reference(dataset, tmp_path_factory) -> list[np.ndarray]:
     return params_of(workdir)
 
 
+@pytest.mark.slow
 # --- 1. kill -9 ------------------------------------------------------------------------------
 def test_kill_9_at_random_moments_then_rerun_ends_exactly_as_uninterrupted(dataset, tmp_path):
     """Kill at seeded random moments (a random checkpoint reached, then a random delay that

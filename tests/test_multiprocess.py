@@ -50,6 +50,7 @@ def two_process_runs(dataset, tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_two_processes_match_one(mode, dataset, two_process_runs, tmp_path):
     assert jax.device_count() == 8
@@ -67,6 +68,7 @@ def test_two_processes_match_one(mode, dataset, two_process_runs, tmp_path):
         "process_0-of-2.json", "process_1-of-2.json"]
 
 
+@pytest.mark.slow
 def test_two_process_checkpoint_resumes_exactly(dataset, two_process_runs, tmp_path, caplog):
     stopped = tmp_path / "stopped"
     launch(stopped, dataset, "--config.mode=mesh", "--config.num_train_steps=7")
@@ -110,6 +112,7 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_process_checkpoints_all_and_resumes_exactly(dataset, tmp_path):
     steps = ["--config.mode=mesh", "--config.num_train_steps=150",
              "--config.checkpoint_every_steps=1000", "--config.eval_every_steps=0",

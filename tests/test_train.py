@@ -46,6 +46,7 @@ def test_every_mode_through_main(mode, dataset, tmp_path):
     assert steps[-1] == 12 and 10 in steps
 
 
+@pytest.mark.slow
 def test_modes_reach_the_same_parameters(dataset, tmp_path):
     """The loop itself (not just the step) is mode independent."""
     reference = None
@@ -63,6 +64,7 @@ def test_modes_reach_the_same_parameters(dataset, tmp_path):
             assert_same(params, reference, rtol=5e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["basic", "mesh_scan"])
 def test_resume_is_bitwise_exact(mode, dataset, tmp_path):
     train.train_and_evaluate(tiny_config(dataset, mode=mode), str(tmp_path / "straight"))
