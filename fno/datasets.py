@@ -96,10 +96,11 @@ def _generate_if_missing(path: str, gen: ml_collections.ConfigDict) -> None:
             burgers.generate_dataset(path, num_samples=gen.num_samples,
                                      resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
                                      t_final=gen.t_final)
-        except FileExistsError:
-            if not os.path.exists(os.path.join(path, "meta.json")):
-                raise  # something else is in the way
         except OSError as e:
+            # Without a working lock another host may have committed the same (deterministic)
+            # dataset first: its complete copy is as good as ours.
+            if os.path.exists(os.path.join(path, "meta.json")):
+                return
             raise FnoError(f"cannot generate the dataset in {path}: {e.strerror or e}") from e
 
 
