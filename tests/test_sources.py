@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fno.data import burgers, sources
+from fno.data import burgers, darcy, sources
 from fno.data.sources import DataError, open_dataset
 
 N, S = 12, 64
@@ -299,3 +299,26 @@ def test_checksums_are_verified_once_per_file_version(tmp_path, generated, monke
     with pytest.raises(DataError, match="sha256"):
         open_dataset(d, S)
     assert sources._VERIFIED  # the cache is keyed by path, size, mtime and inode
+
+
+def test_darcy_directory_opens_on_vertex_subgrids(tmp_path):
+    """A generated Darcy directory ([N, S, S], names from meta.json's "files") is served on
+    the vertex subgrids of its 2D grid, both boundaries kept, as darcy.subsample does."""
+    path = darcy.generate_dataset(tmp_path / "darcy", num_samples=4, resolution=43)
+    a = np.load(path / "a.npy")
+    u = np.load(path / "u.npy")
+    for resolution, step in ((43, 1), (22, 2), (15, 3)):
+        source = open_dataset(path, resolution)
+        assert source.resolution == resolution and len(source) == 4
+        x, y = source.get_batch(np.array([3, 0]))
+        np.testing.assert_array_equal(x, a[[3, 0], ::step, ::step])
+        np.testing.assert_array_equal(y, u[[3, 0], ::step, ::step])
+        np.testing.assert_array_equal(source.subset(1, 3)[0]["y"], u[1, ::step, ::step])
+        assert source[0]["x"].shape == (resolution, resolution)
+    with pytest.raises(DataError, match=r"darcy: resolution 20 is not a subgrid of 43"):
+        open_dataset(path, 20)
+    data = bytearray((path / "u.npy").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # an interior value (the boundary ones are exactly 0)
+    (path / "u.npy").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="sha256 does not match"):
+        open_dataset(path, 43)

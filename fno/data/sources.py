@@ -30,7 +30,7 @@ import numpy as np
 import scipy.io
 from absl import logging
 
-from fno.data import burgers
+from fno.data import burgers, darcy
 
 # Rows per block when scanning arrays for NaN/Inf, so big memmaps are never loaded at once.
 _SCAN_ROWS = 256
@@ -47,7 +47,8 @@ def _fail(path: os.PathLike | str, problem: str) -> DataError:
 
 
 class ArraySource:
-    """Samples ``[start, stop)`` of paired [N, S_file] arrays, served at S_file // sub points.
+    """Samples ``[start, stop)`` of paired [N, *grid] arrays (one grid axis for Burgers, two
+    for Darcy), served with every ``sub``-th point along each grid axis.
 
     ``inputs`` and ``outputs`` may be memory maps; they are read lazily and pickled by file
     reference (grain worker processes re-open them instead of copying the data).
@@ -66,7 +67,11 @@ class ArraySource:
 
     @property
     def resolution(self) -> int:
-        return len(range(0, self._inputs.shape[1], self._sub))
+        return len(range(0, self._inputs.shape[1], self._sub))  # per grid axis
+
+    def _grid(self) -> tuple[slice, ...]:
+        """The subsampling index of every grid axis."""
+        return (slice(None, None, self._sub),) * (self._inputs.ndim - 1)
 
     @property
     def num_samples(self) -> int:
@@ -94,11 +99,11 @@ class ArraySource:
         if index < 0:
             index += len(self)
         (row,) = self._rows(np.array([index]))
-        return {"x": np.asarray(self._inputs[row, ::self._sub], dtype=np.float32),
-                "y": np.asarray(self._outputs[row, ::self._sub], dtype=np.float32)}
+        return {"x": np.asarray(self._inputs[(row, *self._grid())], dtype=np.float32),
+                "y": np.asarray(self._outputs[(row, *self._grid())], dtype=np.float32)}
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y), float32 [len(indices), resolution] each, in the order of ``indices``.
+        """(x, y), float32 [len(indices), *grid] each, in the order of ``indices``.
 
         Rows are read in ascending file order (sequential for memory maps), then put back in
         the requested order.
@@ -108,7 +113,7 @@ class ArraySource:
         sorted_rows = rows[order]
         result = []
         for array in (self._inputs, self._outputs):
-            block = np.asarray(array[sorted_rows, ::self._sub], dtype=np.float32)
+            block = np.asarray(array[(sorted_rows, *self._grid())], dtype=np.float32)
             out = np.empty_like(block)
             out[order] = block
             result.append(out)
@@ -158,22 +163,24 @@ def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int) -
     return file_resolution // resolution
 
 
-def _check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any) -> None:
-    """Both arrays real, numeric, [N, S], same shape."""
+def _check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any,
+                grid_rank: int = 1) -> None:
+    """Both arrays real, numeric, [N, *grid] with ``grid_rank`` grid axes, same shape."""
+    layout = "[samples, points]" if grid_rank == 1 else f"[samples, {grid_rank} grid axes]"
     for name, array in zip(names, (a, u), strict=True):
         if array.dtype.kind not in "fiu":
             raise _fail(path, f"{name!r} has non-real dtype {array.dtype}")
-        if len(array.shape) != 2:
-            raise _fail(path, f"{name!r} must have rank 2 [samples, points], got shape "
+        if len(array.shape) != 1 + grid_rank:
+            raise _fail(path, f"{name!r} must have rank {1 + grid_rank} {layout}, got shape "
                               f"{tuple(array.shape)}")
-        if array.shape[0] < 1 or array.shape[1] < 1:
+        if min(array.shape) < 1:
             raise _fail(path, f"{name!r} is empty, shape {tuple(array.shape)}")
     if a.shape[0] != u.shape[0]:
         raise _fail(path, f"{names[0]!r} has {a.shape[0]} samples but {names[1]!r} has "
                           f"{u.shape[0]}")
-    if a.shape[1] != u.shape[1]:
-        raise _fail(path, f"{names[0]!r} has {a.shape[1]} points per sample but {names[1]!r} "
-                          f"has {u.shape[1]}")
+    if a.shape[1:] != u.shape[1:]:
+        raise _fail(path, f"{names[0]!r} has {a.shape[1:]} points per sample but {names[1]!r} "
+                          f"has {u.shape[1:]}")
 
 
 def _check_finite(path: pathlib.Path, name: str, array: np.ndarray) -> None:
@@ -235,12 +242,15 @@ def _open_generated(path: pathlib.Path, resolution: int,
         if not _values_match(meta[key], value):
             raise _fail(meta_path, f"{key} is {meta[key]!r}, expected {value!r}")
     try:
-        shape = (int(meta["num_samples"]), int(meta["resolution"]))
-        checksums = {name: str(meta["sha256"][name]) for name in burgers.FILES}
+        # Burgers directories predate "files": their arrays are u0 and u1.
+        names = (tuple(str(meta["files"][k]) for k in ("input", "output")) if "files" in meta
+                 else burgers.FILES)
+        num, size = int(meta["num_samples"]), int(meta["resolution"])
+        checksums = {name: str(meta["sha256"][name]) for name in names}
     except (KeyError, TypeError, ValueError) as e:
         raise _fail(meta_path, f"missing or malformed field {e}") from e
     arrays = []
-    for name in burgers.FILES:
+    for name in names:
         file = path / name
         if not file.is_file():
             raise _fail(file, "missing")
@@ -250,15 +260,22 @@ def _open_generated(path: pathlib.Path, resolution: int,
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
             raise _fail(file, f"not a readable .npy array ({e})") from e
+        shape = (num, *(size,) * max(1, array.ndim - 1))
         if array.shape != shape:
             raise _fail(file, f"shape {array.shape} does not match meta.json {shape}")
         arrays.append(array)
-    u0, u1 = arrays
-    _check_pair(path, burgers.FILES, u0, u1)
-    for name, array in zip(burgers.FILES, arrays, strict=True):
+    inputs, outputs = arrays
+    _check_pair(path, names, inputs, outputs, grid_rank=inputs.ndim - 1)
+    for name, array in zip(names, arrays, strict=True):
         _check_finite(path / name, name, array)
-    sub = _subsample_step(path, shape[1], resolution)
-    return ArraySource(u0, u1, path=str(path), sub=sub)
+    if meta.get("pde") == "darcy":  # a vertex grid: both boundaries are samples
+        try:
+            sub = darcy.subsample_step(size, resolution)
+        except ValueError as e:
+            raise _fail(path, str(e)) from e
+    else:  # a periodic grid
+        sub = _subsample_step(path, size, resolution)
+    return ArraySource(inputs, outputs, path=str(path), sub=sub)
 
 
 class _MatlabView:
