@@ -96,23 +96,24 @@ def exit_now(message: str, traceback: bool, everyone: bool) -> None:
 
     A plain exit would run JAX's shutdown barrier, where a process that failed alone waits
     for peers that sit in a collective (300 s by default) until the coordination service
-    aborts everyone and the message is lost. ``everyone``: all processes reached this error
-    together (an agreed decision, :mod:`fno.collective`), so they leave through one short
-    barrier and none is aborted by another's exit. Otherwise the error is published to the
-    peers (those waiting at an fno barrier stop with it; those inside a device collective
-    are stopped by the coordination service once this process is gone) and the process
-    exits now.
+    aborts everyone and the message is lost. Instead: the error is published (peers waiting
+    at an fno barrier stop with it and come here too), then all processes that are failing
+    leave together through a short barrier and JAX's shutdown, so none is aborted by
+    another's exit. ``everyone``: all processes raised this error at one agreement point
+    (:mod:`fno.collective`), so they all come. A peer stuck inside a device collective never
+    does; this process then leaves alone after 5 s and the coordination service stops that
+    peer once this process is gone.
     """
     from fno import collective
 
     if traceback:
         logging.exception("unexpected error")
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.stdout.flush()
     sys.stderr.flush()
-    if everyone:
-        collective.leave_together()
-    else:
+    if not everyone:
         collective.report_failure(message)
+    collective.leave_together(timeout=10.0 if everyone else 5.0)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)

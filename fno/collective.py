@@ -76,11 +76,13 @@ class AgreedError(FnoError):
     everyone = True
 
 
-def exchange(what: str, value: str, timeout: float | None = None) -> list[str]:
+def exchange(what: str, value: str, timeout: float | None = None,
+             watch_failures: bool = True) -> list[str]:
     """Every process's ``value`` for this call, in process order.
 
-    Raises :class:`FnoError` when a peer reported a failure (:func:`report_failure`) or did
-    not arrive within ``timeout`` (default :func:`timeout_s`).
+    Raises :class:`FnoError` when a peer reported a failure (:func:`report_failure`; unless
+    ``watch_failures`` is off) or did not arrive within ``timeout`` (default
+    :func:`timeout_s`).
     """
     index, count = _process()
     if count == 1:
@@ -97,7 +99,7 @@ def exchange(what: str, value: str, timeout: float | None = None) -> list[str]:
                 values[i] = _try_get(client, f"{tag}/{i}")
         if all(v is not None for v in values):
             return [v for v in values if v is not None]
-        failure = _try_get(client, _FAILURE_KEY)
+        failure = watch_failures and _try_get(client, _FAILURE_KEY)
         if failure:
             raise FnoError(f"stopping because {failure}")
         if time.monotonic() > deadline:
@@ -144,13 +146,27 @@ def same(what: str, value: str, describe: str) -> None:
                    f"{', '.join(map(str, differ))} differ from process 0)")
 
 
-def leave_together(timeout: float = 10.0) -> None:
-    """A last short barrier before processes that all failed together exit, so that none is
-    aborted by the coordination service because another left first. Never raises."""
+def leave_together(timeout: float) -> bool:
+    """Disconnect from the job together with the other processes if they are all failing
+    too (within ``timeout`` seconds); never raises. Returns whether they were.
+
+    A process that simply exits is seen by the coordination service as lost, and the service
+    then aborts the processes still connected (SIGABRT), so their own exit status and last
+    output would depend on who left first. So: a short barrier proving everyone is leaving,
+    then JAX's own shutdown, whose barrier then passes at once for all. A peer that is stuck
+    in a device collective never arrives; then this process leaves alone after ``timeout``.
+    """
     try:
-        exchange("exit", "", timeout=timeout)
+        exchange("exit", "", timeout=timeout, watch_failures=False)
+        import jax
+
+        coordinator = jax.process_index() == 0  # hosts the coordination service
+        jax.distributed.shutdown()
+        if coordinator:
+            time.sleep(0.5)  # the service goes with this process: let the others finish
+        return True
     except Exception:  # noqa: BLE001 - leaving anyway
-        pass
+        return False
 
 
 def report_failure(message: str) -> None:
@@ -160,6 +176,5 @@ def report_failure(message: str) -> None:
         index, count = _process()
         if count > 1:
             _client().key_value_set(_FAILURE_KEY, f"process {index} failed: {message}")
-            time.sleep(2 * _POLL_S + 0.5)  # peers polling an fno barrier read it first
     except Exception:  # noqa: BLE001 - already failing; the caller exits anyway
         pass
