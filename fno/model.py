@@ -263,6 +263,27 @@ class SpectralConv1d(nnx.Module):
         return synthesis(jnp.concatenate([out_real, out_imag], axis=-1))
 
 
+def init_layers(model: nnx.Module, *, in_channels: int, width: int, num_layers: int,
+                activation: str, projection_width: int, dtype: str,
+                spectral: Callable[[], nnx.Module], rngs: nnx.Rngs) -> None:
+    """The layer stack every FNO shares, created in one order (so one seed gives the same
+    parameters): lift ``in_channels -> width``, ``num_layers`` spectral convolutions (from
+    ``spectral()``) with their pointwise maps, and the projection ``width ->
+    projection_width -> 1``. Validates the activation and compute dtype."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
+                         f"got {activation!r}")
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
+    model.activation = activation
+    model.dtype = dtype
+    model.lift = dense(in_channels, width, rngs)
+    model.spectral = nnx.List([spectral() for _ in range(num_layers)])
+    model.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
+    model.project_hidden = dense(width, projection_width, rngs)
+    model.project_out = dense(projection_width, 1, rngs)
+
+
 class FNO1d(nnx.Module):
     """The released FNO-1D: lift (u0, x) -> width, Fourier layers, project width -> 128 -> 1.
 
@@ -282,21 +303,11 @@ class FNO1d(nnx.Module):
         dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        if dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
-        self.activation = activation
-        self.dtype = dtype
-        self.lift = dense(2, width, rngs)
-        self.spectral = nnx.List(
-            [SpectralConv1d(width, width, modes, impl=spectral_impl, rngs=rngs)
-             for _ in range(num_layers)]
-        )
-        self.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
-        self.project_hidden = dense(width, projection_width, rngs)
-        self.project_out = dense(projection_width, 1, rngs)
+        init_layers(self, in_channels=2, width=width, num_layers=num_layers,
+                    activation=activation, projection_width=projection_width, dtype=dtype,
+                    spectral=lambda: SpectralConv1d(width, width, modes, impl=spectral_impl,
+                                                    rngs=rngs),
+                    rngs=rngs)
 
     def __call__(self, u0: jax.Array) -> jax.Array:
         """``u0``: ``[batch, s]`` -> predicted ``u(., t=1)``: ``[batch, s]``."""

@@ -31,11 +31,10 @@ from flax import nnx
 
 from fno.model import (
     ACTIVATIONS,
-    COMPUTE_DTYPES,
     SPECTRAL_IMPLS,
     _grid_matmul,
     apply_dense,
-    dense,
+    init_layers,
     truncated_dft,
 )
 from fno.sharding import constrain
@@ -214,21 +213,11 @@ class FNO2d(nnx.Module):
         dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        if dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
-        self.activation = activation
-        self.dtype = dtype
-        self.lift = dense(3, width, rngs)
-        self.spectral = nnx.List(
-            [SpectralConv2d(width, width, modes, impl=spectral_impl, rngs=rngs)
-             for _ in range(num_layers)]
-        )
-        self.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
-        self.project_hidden = dense(width, projection_width, rngs)
-        self.project_out = dense(projection_width, 1, rngs)
+        init_layers(self, in_channels=3, width=width, num_layers=num_layers,
+                    activation=activation, projection_width=projection_width, dtype=dtype,
+                    spectral=lambda: SpectralConv2d(width, width, modes, impl=spectral_impl,
+                                                    rngs=rngs),
+                    rngs=rngs)
 
     def __call__(self, a: jax.Array) -> jax.Array:
         """``a``: ``[batch, sx, sy]`` -> predicted ``u``: ``[batch, sx, sy]``."""
