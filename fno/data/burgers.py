@@ -41,7 +41,6 @@ import math
 import os
 import pathlib
 import sys
-import time
 from typing import Any
 
 import jax
@@ -233,25 +232,12 @@ def solve_burgers(u0: np.ndarray, *, nu: float = DEFAULT_NU, t_final: float = DE
 def _write_arrays(tmp: pathlib.Path, *, num_samples: int, resolution: int, seed: int,
                   nu: float, t_final: float, chunk_size: int, settings: SolverSettings,
                   sampler: dict[str, float]) -> None:
-    shape = (num_samples, resolution)
-    u0_file = np.lib.format.open_memmap(tmp / "u0.npy", mode="w+", dtype=np.float32, shape=shape)
-    u1_file = np.lib.format.open_memmap(tmp / "u1.npy", mode="w+", dtype=np.float32, shape=shape)
-    t0 = time.perf_counter()
-    for start in range(0, num_samples, chunk_size):
-        stop = min(start + chunk_size, num_samples)
+    def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         u0 = grf.sample_grf(seed, range(start, stop), resolution, **sampler)
-        u1 = solve_burgers(u0, nu=nu, t_final=t_final, grid=settings.grid, steps=settings.steps)
-        if not np.isfinite(u1).all():
-            raise FloatingPointError(f"non-finite solution in samples [{start}:{stop}]")
-        u0_file[start:stop] = u0
-        u1_file[start:stop] = u1
-        elapsed = time.perf_counter() - t0
-        rate = stop / elapsed
-        logging.info("generated %d/%d samples (%.0f%%), %.1f samples/s, ETA %.1f s", stop,
-                     num_samples, 100.0 * stop / num_samples, rate, (num_samples - stop) / rate)
-    for array in (u0_file, u1_file):
-        array.flush()
-    del u0_file, u1_file
+        return u0, solve_burgers(u0, nu=nu, t_final=t_final, grid=settings.grid,
+                                 steps=settings.steps)
+
+    dataset_dir.write_pairs(tmp, FILES, (num_samples, resolution), solve, chunk_size)
 
 
 def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAULT_NUM_SAMPLES,

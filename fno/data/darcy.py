@@ -62,7 +62,6 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -348,25 +347,12 @@ def solve_darcy(a: np.ndarray, f: np.ndarray | float = FORCING, *, method: str =
 def _write_arrays(tmp: pathlib.Path, *, num_samples: int, resolution: int, seed: int,
                   chunk_size: int, law: dict[str, Any], phases: tuple[float, float],
                   average: str, rtol: float) -> None:
-    shape = (num_samples, resolution, resolution)
-    a_file = np.lib.format.open_memmap(tmp / "a.npy", mode="w+", dtype=np.float32, shape=shape)
-    u_file = np.lib.format.open_memmap(tmp / "u.npy", mode="w+", dtype=np.float32, shape=shape)
-    t0 = time.perf_counter()
-    for start in range(0, num_samples, chunk_size):
-        stop = min(start + chunk_size, num_samples)
+    def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         a = coefficient(grf2d.sample_field(seed, range(start, stop), resolution, **law), *phases)
-        u = solve_darcy(a, FORCING, average=average, rtol=rtol)
-        if not np.isfinite(u).all():
-            raise FloatingPointError(f"non-finite solution in samples [{start}:{stop}]")
-        a_file[start:stop] = a
-        u_file[start:stop] = u
-        elapsed = time.perf_counter() - t0
-        rate = stop / elapsed
-        logging.info("generated %d/%d samples (%.0f%%), %.2f samples/s, ETA %.1f s", stop,
-                     num_samples, 100.0 * stop / num_samples, rate, (num_samples - stop) / rate)
-    for array in (a_file, u_file):
-        array.flush()
-    del a_file, u_file
+        return a, solve_darcy(a, FORCING, average=average, rtol=rtol)
+
+    dataset_dir.write_pairs(tmp, ("a.npy", "u.npy"), (num_samples, resolution, resolution),
+                            solve, chunk_size)
 
 
 def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAULT_NUM_SAMPLES,

@@ -24,8 +24,12 @@ import os
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+
+import numpy as np
+from absl import logging
 
 META = "meta.json"
 
@@ -82,6 +86,31 @@ def write_meta(tmp: pathlib.Path, meta: Mapping[str, Any], files: Iterable[str])
     full = {**meta, "sha256": {name: file_sha256(tmp / name) for name in files}}
     (tmp / META).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
     return full
+
+
+def write_pairs(tmp: pathlib.Path, names: tuple[str, str], shape: tuple[int, ...],
+                solve: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+                chunk_size: int) -> None:
+    """Fill ``tmp/names[0]`` and ``tmp/names[1]`` (float32 ``shape``, samples first) chunk by
+    chunk from ``solve(start, stop) -> (inputs, outputs)``, logging progress with an ETA.
+    A non-finite output stops generation (nothing is committed)."""
+    files = [np.lib.format.open_memmap(tmp / name, mode="w+", dtype=np.float32, shape=shape)
+             for name in names]
+    num_samples = shape[0]
+    t0 = time.perf_counter()
+    for start in range(0, num_samples, chunk_size):
+        stop = min(start + chunk_size, num_samples)
+        inputs, outputs = solve(start, stop)
+        if not np.isfinite(outputs).all():
+            raise FloatingPointError(f"non-finite solution in samples [{start}:{stop}]")
+        files[0][start:stop] = inputs
+        files[1][start:stop] = outputs
+        rate = stop / (time.perf_counter() - t0)
+        logging.info("generated %d/%d samples (%.0f%%), %.2f samples/s, ETA %.1f s", stop,
+                     num_samples, 100.0 * stop / num_samples, rate, (num_samples - stop) / rate)
+    for array in files:
+        array.flush()
+    del files
 
 
 @contextlib.contextmanager
