@@ -34,10 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from flax import nnx  # noqa: E402
 
 from configs import default  # noqa: E402
-from fno import parallel, sharding, train  # noqa: E402
+from fno import setup, sharding  # noqa: E402
 
 MESHES = ((8, 1), (4, 2), (2, 4), (1, 8))
 LAYOUTS = ("data", "model", "spatial")
@@ -60,24 +59,16 @@ def make_config(width: int, s: int, mesh: tuple[int, int], layout: str, batch: i
 
 
 def compile_step(config) -> tuple[Any, dict[str, float]]:
-    """The compiled train step on abstract inputs (no parameter is ever allocated)."""
-    strategy = parallel.make_strategy(config.mode, config)
-    tx = train.create_optimizer(config, steps_per_epoch=50)
-    model = nnx.eval_shape(lambda: train.create_model(config, 0))
-    graphdef, params = nnx.split(model, nnx.Param)
-    state = jax.eval_shape(
-        lambda p: {"step": jnp.zeros((), jnp.int32), "params": p, "opt_state": tx.init(p)},
-        nnx.to_pure_dict(params))
-    shardings = strategy.state_shardings(state)
-    abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
-                            state, shardings)
-    shape = (config.batch_size, config.data.resolution)
-    batch_sharding = strategy.layout.batch_sharding(2, stacked=False)
-    batch = {k: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=batch_sharding)
+    """The compiled train step on abstract inputs (no parameter is ever allocated), built by
+    the loop's own set-up (fno.setup)."""
+    run = setup.build(config, steps_per_epoch=50, abstract=True)
+    state = run.state
+    shardings = jax.tree.map(lambda x: x.sharding, state)
+    batch_sharding = run.strategy.layout.batch_sharding(run.batch_shape(), stacked=False)
+    batch = {k: jax.ShapeDtypeStruct(run.batch_shape(), jnp.float32, sharding=batch_sharding)
              for k in ("x", "y")}
-    step = train.make_train_step(train.make_apply(graphdef), tx)
     start = time.perf_counter()
-    compiled = strategy.jit_train(step, abstract).lower(abstract, batch).compile()
+    compiled = run.strategy.jit_train(run.train_step, state).lower(state, batch).compile()
     seconds = time.perf_counter() - start
     m = compiled.memory_analysis()
     sizes = {

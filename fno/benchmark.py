@@ -55,13 +55,17 @@ flags.DEFINE_integer("leak_check_steps", 0, "If > 0: run this many steps, sampli
 
 # --- analytic cost -------------------------------------------------------------------------
 def forward_flops(resolution: int, batch: int, width: int = 64, modes: int = 16,
-                  num_layers: int = 4, projection_width: int = 128) -> float:
+                  num_layers: int = 4, projection_width: int = 128,
+                  grid_rank: int = 1) -> float:
     """FLOPs of one forward pass, by the peer benchmark's conventions: 5 n log2 n per FFT and
-    channel, 2mnk per matmul, 8 per complex multiply-add; element-wise work not counted."""
-    points = batch * resolution
-    lift = 2 * points * 2 * width
-    fft = 2 * 5 * resolution * math.log2(resolution) * batch * width
-    spectral = 8 * batch * width * width * modes
+    channel (n grid points), 2mnk per matmul, 8 per complex multiply-add; element-wise work
+    not counted. In 2D the layer keeps ``2 m^2`` modes (both rfft2 corners)."""
+    n = resolution**grid_rank
+    points = batch * n
+    lift = 2 * points * (1 + grid_rank) * width
+    fft = 2 * 5 * n * math.log2(n) * batch * width
+    kept = 2 ** (grid_rank - 1) * modes**grid_rank
+    spectral = 8 * batch * width * width * kept
     pointwise = 2 * points * width * width
     projection = 2 * points * (width * projection_width + projection_width)
     return lift + num_layers * (fft + spectral + pointwise) + projection
@@ -69,9 +73,11 @@ def forward_flops(resolution: int, batch: int, width: int = 64, modes: int = 16,
 
 def train_step_flops(config) -> float:
     """Forward + backward (twice the forward) per training step."""
+    from fno import registry
+
     m = config.model
     return 3 * forward_flops(config.data.resolution, config.batch_size, m.width, m.modes,
-                             m.num_layers, m.projection_width)
+                             m.num_layers, m.projection_width, registry.grid_rank(config))
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
@@ -115,22 +121,17 @@ class StepRunner:
         import jax
         import numpy as np
 
-        from fno import parallel, train
+        from fno import setup
 
         self.config = config
-        strategy = parallel.make_strategy(config.mode, config)
-        self.k = config.steps_per_call if strategy.uses_scan else 1
-        b, s = config.batch_size, config.data.resolution
-        tx = train.create_optimizer(config, steps_per_epoch=50)
-        graphdef, state = train.init_state(train.create_model(config, config.seed), tx)
-        self.train_fn = strategy.compile_train(
-            train.make_train_step(train.make_apply(graphdef), tx))
-        self.state = strategy.place_state(state)
+        run = setup.build(config, steps_per_epoch=50)  # the loop's set-up and compiled step
+        self.k = config.steps_per_call if run.uses_scan else 1
+        self.train_fn, self.state = run.train_fn, run.placed_state()
         rng = np.random.default_rng(0)
-        shape = (self.k, b, s) if strategy.uses_scan else (b, s)
-        self.pool = [strategy.put_batch({"x": rng.normal(size=shape).astype(np.float32),
-                                         "y": rng.normal(size=shape).astype(np.float32)},
-                                        strategy.uses_scan) for _ in range(2)]
+        shape = (self.k,) * run.uses_scan + run.batch_shape()
+        self.pool = [run.strategy.put_batch({"x": rng.normal(size=shape).astype(np.float32),
+                                             "y": rng.normal(size=shape).astype(np.float32)},
+                                            run.uses_scan) for _ in range(2)]
         t0 = time.perf_counter()
         self.run_calls(1)
         self.compile_s = time.perf_counter() - t0

@@ -11,9 +11,12 @@ from typing import Any
 import jax
 import ml_collections
 
+from fno import registry
 from fno.errors import FnoError
 from fno.model import ACTIVATIONS, COMPUTE_DTYPES, SPECTRAL_IMPLS
+from fno.model2d import resolve_spectral_impl_2d
 from fno.parallel import DATA_AXIS, MODES, Strategy
+from fno.sharding import GRID_AXES, axis_rules
 
 MESH_MODES = ("mesh", "mesh_scan")
 
@@ -38,6 +41,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.mode not in MODES:
         raise FnoError(f"config.mode: unknown mode {config.mode!r}; choose one of "
                        f"{', '.join(MODES)}")
+    registry.grid_rank(config)  # known model and problem, with matching grid ranks
+    if registry.problem(config).generate is None and not config.data.dir:
+        raise FnoError(f"config.data.name={config.data.name!r} reads your own data: set "
+                       f"config.data.dir to its file or directory")
     for name in _POSITIVE_INTS:
         value = _get(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -76,6 +83,12 @@ def _validate_mesh(config: ml_collections.ConfigDict) -> None:
     """Mesh shape/axes and model/spatial sharding: names and combinations."""
     shape, axes = tuple(config.mesh_shape), tuple(config.mesh_axes)
     model, spatial = config.model_sharding, config.spatial_sharding
+    rules = axis_rules(model, spatial)
+    grid_axes = [rules[a] for a in GRID_AXES if rules.get(a)]
+    if len([a for a in GRID_AXES if a in rules]) > registry.grid_rank(config):
+        raise FnoError(f"config.spatial_sharding={spatial!r} names more grid axes than the "
+                       f"{registry.grid_rank(config)} of config.model.name="
+                       f"{config.model.name!r}")
     if config.mode not in MESH_MODES:
         if model or spatial or len(shape) > 1 or axes != (DATA_AXIS,):
             raise FnoError(f"config.mode={config.mode!r} has no device mesh: model/spatial "
@@ -87,30 +100,47 @@ def _validate_mesh(config: ml_collections.ConfigDict) -> None:
     if len(set(axes)) != len(axes) or DATA_AXIS not in axes:
         raise FnoError(f"config.mesh_axes {axes} must be distinct names including "
                        f"{DATA_AXIS!r}")
-    for field, axis in (("model_sharding", model), ("spatial_sharding", spatial)):
-        if axis and axis not in axes:
+    named = [("model_sharding", model)] * bool(model) + [("spatial_sharding", a)
+                                                         for a in grid_axes]
+    for field, axis in named:
+        if axis not in axes:
             raise FnoError(f"config.{field}={axis!r} is not one of config.mesh_axes {axes}")
         if axis == DATA_AXIS:
             raise FnoError(f"config.{field} cannot be {DATA_AXIS!r}, the batch axis; add "
                            f"another mesh axis")
-    if model and model == spatial:
-        raise FnoError(f"config.model_sharding and config.spatial_sharding both name "
-                       f"{model!r}; use two mesh axes")
+    used = [axis for _, axis in named]
+    for axis in dict.fromkeys(used):
+        if used.count(axis) > 1:
+            if model == axis:
+                raise FnoError(f"config.model_sharding and config.spatial_sharding both name "
+                               f"{axis!r}; use two mesh axes")
+            raise FnoError(f"config.spatial_sharding={spatial!r} names {axis!r} twice; use "
+                           f"one mesh axis per grid axis")
 
 
 def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) -> None:
     """Checks that depend on how many devices and processes the mode splits the batch over."""
     layout = getattr(strategy, "layout", None)
     if layout is not None:
-        ways = layout.axis_size(layout.model_axis)
+        if (jax.default_backend() == "cpu" and registry.grid_rank(config) == 2
+                and layout.mesh_axis("grid_y")
+                and any(resolve_spectral_impl_2d(config.model.spectral_impl, r, r) == "fft"
+                        for r in (config.data.resolution, *config.data.eval_resolutions))):
+            raise FnoError("config.spatial_sharding: XLA:CPU's FFT cannot take a sharded last "
+                           "grid axis (y); shard only x or use config.model.spectral_impl="
+                           "'dft'")
+        model_axis = layout.mesh_axis("hidden")
+        ways = layout.axis_size(model_axis)
         if config.model.width % ways:
             raise FnoError(f"config.model.width={config.model.width} is not divisible by the "
-                           f"{ways} devices of mesh axis {layout.model_axis!r}")
-        ways = layout.axis_size(layout.spatial_axis)
-        for resolution in (config.data.resolution, *config.data.eval_resolutions):
-            if resolution % ways:
-                raise FnoError(f"resolution {resolution} is not divisible by the {ways} "
-                               f"devices of mesh axis {layout.spatial_axis!r}")
+                           f"{ways} devices of mesh axis {model_axis!r}")
+        for grid_axis in GRID_AXES:
+            axis = layout.mesh_axis(grid_axis)
+            ways = layout.axis_size(axis)
+            for resolution in (config.data.resolution, *config.data.eval_resolutions):
+                if resolution % ways:
+                    raise FnoError(f"resolution {resolution} is not divisible by the {ways} "
+                                   f"devices of mesh axis {axis!r}")
         inner = strategy.mesh.size // strategy.mesh.shape[DATA_AXIS]
         if jax.process_count() > 1 and (strategy.mesh.axis_names[0] != DATA_AXIS
                                         or jax.local_device_count() % inner):

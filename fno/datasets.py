@@ -35,8 +35,8 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from fno import collective, storage
-from fno.data import burgers, sources
+from fno import collective, normalizer, registry, storage
+from fno.data import sources
 from fno.errors import FnoError
 
 _FILE_SUFFIXES = (".mat", ".npz", ".h5", ".hdf5")
@@ -47,6 +47,12 @@ class Splits:
     train: sources.ArraySource
     test: dict[int, sources.ArraySource]  # resolution -> source; training resolution first
     fingerprint: str = ""  # identifies the data (identical on every process)
+    normalizer: dict | None = None  # point-wise fields on the stored grid (fno.normalizer)
+
+    @property
+    def grid(self) -> str:
+        """How the stored grid subsamples ("periodic" or "vertex")."""
+        return self.train.grid
 
 
 def cache_root() -> str:
@@ -54,16 +60,18 @@ def cache_root() -> str:
     return os.environ.get("FNO_DATA_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fno"))
 
 
-def default_data_dir(gen: ml_collections.ConfigDict) -> str:
-    """Where a dataset generated with ``gen`` lives when ``data.dir`` is empty."""
-    name = (f"burgers_n{gen.num_samples}_s{gen.resolution}_nu{gen.nu:g}_t{gen.t_final:g}"
-            f"_seed{gen.seed}")
-    return os.path.join(cache_root(), name)
+def default_data_dir(config: ml_collections.ConfigDict) -> str:
+    """Where the dataset of ``config.data`` lives when ``data.dir`` is empty: a name made of
+    its problem's ``data.generate`` settings."""
+    return os.path.join(cache_root(), registry.problem(config).cache_name(config.data.generate))
 
 
-def _generated_meta(gen: ml_collections.ConfigDict) -> dict:
-    return {"num_samples": gen.num_samples, "resolution": gen.resolution, "seed": gen.seed,
-            "nu": gen.nu, "t_final": gen.t_final}
+def _generated_meta(config: ml_collections.ConfigDict) -> dict | None:
+    """The meta.json entries a generated directory of ``config.data`` must have."""
+    problem = registry.problem(config)
+    if problem.generate is None:
+        return None
+    return {key: config.data.generate[key] for key in problem.meta_keys}
 
 
 @contextlib.contextmanager
@@ -85,17 +93,19 @@ def _host_lock(path: str) -> Iterator[None]:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _generate_if_missing(path: str, gen: ml_collections.ConfigDict) -> None:
+def _generate_if_missing(path: str, config: ml_collections.ConfigDict) -> None:
+    problem, gen = registry.problem(config), config.data.generate
+    if problem.generate is None:
+        raise FnoError(f"config.data.dir: {path} does not exist (config.data.name="
+                       f"{config.data.name!r} reads existing data only)")
     parent, name = os.path.split(path)
     with _host_lock(os.path.join(parent, f".{name}.lock")):
         if os.path.exists(path):
             return
-        logging.info("Dataset %s not found on this host: generating it (%d samples at "
-                     "s = %d).", path, gen.num_samples, gen.resolution)
+        logging.info("Dataset %s not found on this host: generating %s data (%d samples at "
+                     "s = %d).", path, config.data.name, gen.num_samples, gen.resolution)
         try:
-            burgers.generate_dataset(path, num_samples=gen.num_samples,
-                                     resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
-                                     t_final=gen.t_final)
+            problem.generate(path, **gen.to_dict())
         except OSError as e:
             # Without a working lock another host may have committed the same (deterministic)
             # dataset first: its complete copy is as good as ours.
@@ -141,22 +151,23 @@ def resolve(config: ml_collections.ConfigDict) -> tuple[str, dict | None]:
 
     Returns the path and the metadata a generated directory must match (None for files).
     """
-    data, gen = config.data, config.data.generate
+    data = config.data
     if data.dir and storage.is_remote(data.dir):
         remote = storage.resolve(data.dir, "config.data.dir")
         is_file = remote.suffix.lower() in _FILE_SUFFIXES
         local = _local_copy(remote)
         if is_file:  # keep the suffix: it selects the reader
             return _with_suffix(local, remote.suffix), None
-        return local, _generated_meta(gen)
-    path = os.path.abspath(os.path.expanduser(data.dir)) if data.dir else default_data_dir(gen)
+        return local, _generated_meta(config)
+    path = (os.path.abspath(os.path.expanduser(data.dir)) if data.dir
+            else default_data_dir(config))
     if os.path.splitext(path)[1].lower() in _FILE_SUFFIXES:
         if not os.path.exists(path):
             raise FnoError(f"config.data.dir: dataset file {path} does not exist")
         return path, None
     if not os.path.exists(path):
-        _generate_if_missing(path, gen)
-    return path, _generated_meta(gen)
+        _generate_if_missing(path, config)
+    return path, _generated_meta(config)
 
 
 def _with_suffix(path: str, suffix: str) -> str:
@@ -191,8 +202,11 @@ def _open(config: ml_collections.ConfigDict) -> Splits:
     try:
         resolutions = [data.resolution] + [r for r in data.eval_resolutions
                                            if r != data.resolution]
+        problem = registry.problem(config)
         full = {r: sources.open_dataset(path, r, input_key=data.input_key,
-                                        output_key=data.output_key, expected_meta=expected)
+                                        output_key=data.output_key, expected_meta=expected,
+                                        grid_rank=registry.grid_rank(config),
+                                        grid=problem.grid)
                 for r in dict.fromkeys(resolutions)}
     except sources.DataError as e:
         raise FnoError(str(e)) from e
@@ -202,7 +216,15 @@ def _open(config: ml_collections.ConfigDict) -> Splits:
                        f"exceeds the {num} samples in {path}")
     train = full[data.resolution].subset(0, data.num_train)
     test = {r: source.subset(num - data.num_test, num) for r, source in full.items()}
-    return Splits(train=train, test=test, fingerprint=fingerprint(path))
+    fields = None
+    if data.normalize:
+        # Point-wise statistics commute with subsampling: fitted on the stored grid, they
+        # are exact at every resolution the data serve (fno.normalizer).
+        try:
+            fields = normalizer.fit(train.on_stored_grid())
+        except ValueError as e:
+            raise FnoError(f"config.data.normalize: {e}") from e
+    return Splits(train=train, test=test, fingerprint=fingerprint(path), normalizer=fields)
 
 
 def load(config: ml_collections.ConfigDict) -> Splits:

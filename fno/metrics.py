@@ -13,15 +13,20 @@ import jax.numpy as jnp
 from clu import metrics
 
 
+def _grid_axes(x: jax.Array) -> tuple[int, ...]:
+    return tuple(range(1, x.ndim))
+
+
 def relative_l2(pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Per-sample relative L2 error ``||pred - target|| / ||target||`` over the grid axis."""
-    diff = jnp.sqrt(jnp.sum(jnp.square(pred - target), axis=-1))
-    return diff / jnp.sqrt(jnp.sum(jnp.square(target), axis=-1))
+    """Per-sample relative L2 error ``||pred - target|| / ||target||`` over every grid axis
+    of ``[b, *grid]``."""
+    diff = jnp.sqrt(jnp.sum(jnp.square(pred - target), axis=_grid_axes(target)))
+    return diff / jnp.sqrt(jnp.sum(jnp.square(target), axis=_grid_axes(target)))
 
 
 def mean_squared_error(pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Per-sample mean squared error over the grid axis."""
-    return jnp.mean(jnp.square(pred - target), axis=-1)
+    """Per-sample mean squared error over every grid axis of ``[b, *grid]``."""
+    return jnp.mean(jnp.square(pred - target), axis=_grid_axes(target))
 
 
 NO_STEP = 2**31 - 1  # "no non-finite step seen" for FirstStep

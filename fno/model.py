@@ -27,13 +27,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fno.sharding import constrain
+from fno.sharding import GRID_AXES, constrain
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 
@@ -263,39 +264,43 @@ class SpectralConv1d(nnx.Module):
         return synthesis(jnp.concatenate([out_real, out_imag], axis=-1))
 
 
-def init_layers(model: nnx.Module, *, in_channels: int, width: int, num_layers: int,
-                activation: str, projection_width: int, dtype: str,
-                spectral: Callable[[], nnx.Module], rngs: nnx.Rngs) -> None:
+# The logical axes of every parameter (fno.sharding maps them to mesh axes), by module and
+# leaf name, for the leading dimensions (the rest stay whole). 'hidden' is the channel
+# dimension that model sharding splits: the *input* channels of every map that reads the
+# hidden state (spectral weights [in, out, modes...], pointwise kernels [in, out],
+# project_hidden [width, projection_width]), the output channels of the lift [in, width] and
+# the width-sized biases. The hidden activations are split the same way, so each device
+# contracts its own channel slice and the partial sums are reduced; the activations saved
+# for the backward pass stay sharded, which an output-channel split (needing the gathered
+# input for the weight gradient) would not give. project_out and scalars stay replicated.
+PARAM_AXES: dict[tuple[str, str], tuple[str | None, ...]] = {
+    ("lift", "kernel"): (None, "hidden"), ("lift", "bias"): ("hidden",),
+    ("spectral", "weight_real"): ("hidden",), ("spectral", "weight_imag"): ("hidden",),
+    ("pointwise", "kernel"): ("hidden",), ("pointwise", "bias"): ("hidden",),
+    ("project_hidden", "kernel"): ("hidden",),
+}
+
+
+class FNO(nnx.Module):
     """The layer stack every FNO shares, created in one order (so one seed gives the same
-    parameters): lift ``in_channels -> width``, ``num_layers`` spectral convolutions (from
-    ``spectral()``) with their pointwise maps, and the projection ``width ->
-    projection_width -> 1``. Validates the activation and compute dtype."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
-                         f"got {activation!r}")
-    if dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
-    model.activation = activation
-    model.dtype = dtype
-    model.lift = dense(in_channels, width, rngs)
-    model.spectral = nnx.List([spectral() for _ in range(num_layers)])
-    model.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
-    model.project_hidden = dense(width, projection_width, rngs)
-    model.project_out = dense(projection_width, 1, rngs)
+    parameters): lift ``(input, grid coordinates) -> width``, ``num_layers`` spectral
+    convolutions with their pointwise maps, GELU except after the last, and the projection
+    ``width -> projection_width -> 1``.
 
-
-class FNO1d(nnx.Module):
-    """The released FNO-1D: lift (u0, x) -> width, Fourier layers, project width -> 128 -> 1.
-
-    The grid coordinate x in [0, 1] is appended by the model itself, so the same parameters
-    evaluate at any resolution s >= 2 * modes (zero-shot super-resolution).
+    A subclass names its spectral convolution, its number of grid axes and a dense map for
+    its activation layout; ``grid_rank`` and ``param_axes`` are what the registry
+    (fno.registry) and the sharding layer (fno.sharding) read.
     """
+
+    grid_rank: int = 1
+    param_axes = PARAM_AXES
+    default_width, default_modes = 64, 16
 
     def __init__(
         self,
         *,
-        width: int = 64,
-        modes: int = 16,
+        width: int | None = None,
+        modes: int | None = None,
         num_layers: int = 4,
         activation: str = "gelu",
         projection_width: int = 128,
@@ -303,28 +308,77 @@ class FNO1d(nnx.Module):
         dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
-        init_layers(self, in_channels=2, width=width, num_layers=num_layers,
-                    activation=activation, projection_width=projection_width, dtype=dtype,
-                    spectral=lambda: SpectralConv1d(width, width, modes, impl=spectral_impl,
-                                                    rngs=rngs),
-                    rngs=rngs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        if dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
+        width = width or self.default_width
+        modes = modes or self.default_modes
+        self.activation = activation
+        self.dtype = dtype
+        self.lift = dense(1 + self.grid_rank, width, rngs)
+        self.spectral = nnx.List([self.spectral_conv(width, width, modes, impl=spectral_impl,
+                                                     rngs=rngs) for _ in range(num_layers)])
+        self.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
+        self.project_hidden = dense(width, projection_width, rngs)
+        self.project_out = dense(projection_width, 1, rngs)
 
-    def __call__(self, u0: jax.Array) -> jax.Array:
-        """``u0``: ``[batch, s]`` -> predicted ``u(., t=1)``: ``[batch, s]``."""
+    @classmethod
+    def from_config(cls, model: Any, seed: int) -> FNO:
+        """The model of ``config.model`` with parameters drawn from ``seed``."""
+        return cls(width=model.width, modes=model.modes, num_layers=model.num_layers,
+                   activation=model.activation, projection_width=model.projection_width,
+                   spectral_impl=model.spectral_impl, dtype=model.dtype,
+                   rngs=nnx.Rngs(params=seed))
+
+    @staticmethod
+    def spectral_conv(in_channels: int, out_channels: int, modes: int, *, impl: str,
+                      rngs: nnx.Rngs) -> nnx.Module:
+        raise NotImplementedError
+
+    def apply_dense(self, layer: nnx.Linear, h: jax.Array) -> jax.Array:
+        return apply_dense(layer, h)
+
+    def __call__(self, u: jax.Array) -> jax.Array:
+        """``u``: ``[batch, *grid]`` -> the prediction ``[batch, *grid]``.
+
+        The grid coordinates in [0, 1] are appended by the model itself (``grid_points``),
+        so the same parameters evaluate at any resolution with at least ``2 * modes`` points
+        per axis (zero-shot super-resolution). ``constrain`` pins activations to the mesh
+        layout a strategy traces under (fno.sharding); without one it returns its argument.
+        """
         act = ACTIVATIONS[self.activation]
-        out_dtype, u0 = u0.dtype, u0.astype(self.dtype)
-        grid = jnp.broadcast_to(jnp.linspace(0.0, 1.0, u0.shape[-1], dtype=u0.dtype), u0.shape)
-        # ``constrain`` pins activations to the mesh layout a strategy traces under
-        # (fno.sharding); without one it returns its argument.
-        h = constrain(apply_dense(self.lift, jnp.stack([u0, grid])))  # [width, b, s]
+        out_dtype, u = u.dtype, u.astype(self.dtype)
+        grid = tuple(GRID_AXES[:self.grid_rank])
+        hidden = ("hidden", "batch", *grid)
+        coords = [jnp.broadcast_to(c, u.shape) for c in self.grid_points(u.shape[1:], u.dtype)]
+        h = constrain(self.apply_dense(self.lift, jnp.stack([u, *coords])), hidden)
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise,
                                                        strict=True)):
-            h = constrain(spectral(h) + apply_dense(pointwise, h))
+            h = constrain(spectral(h) + self.apply_dense(pointwise, h), hidden)
             if i < last:
                 h = act(h)
-        h = act(constrain(apply_dense(self.project_hidden, h)))
-        return constrain(apply_dense(self.project_out, h)[0].astype(out_dtype), "output")
+        h = act(constrain(self.apply_dense(self.project_hidden, h), hidden))
+        out = self.apply_dense(self.project_out, h)[0].astype(out_dtype)
+        return constrain(out, ("batch", *grid))
+
+    def grid_points(self, shape: tuple[int, ...], dtype: Any) -> list[jax.Array]:
+        """Each grid axis's coordinates, shaped to broadcast against ``[batch, *shape]``."""
+        raise NotImplementedError
+
+
+class FNO1d(FNO):
+    """The released FNO-1D: lift (u0, x) -> width, Fourier layers, project width -> 128 -> 1,
+    on ``[batch, s]`` with x_j = j / (s - 1) as the released code's ``linspace(0, 1, s)``."""
+
+    grid_rank = 1
+    default_width, default_modes = 64, 16
+    spectral_conv = SpectralConv1d
+
+    def grid_points(self, shape: tuple[int, ...], dtype: Any) -> list[jax.Array]:
+        return [jnp.linspace(0.0, 1.0, shape[0], dtype=dtype)]
 
 
 def count_params(model: nnx.Module) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,14 +31,12 @@ import numpy as np
 from flax import nnx
 
 from fno.model import (
-    ACTIVATIONS,
+    FNO,
     SPECTRAL_IMPLS,
     _grid_matmul,
     apply_dense,
-    init_layers,
     truncated_dft,
 )
-from fno.sharding import constrain
 
 # ``auto`` picks ``dft`` up to this many points along either grid axis and ``fft`` above.
 # Per grid point the truncated DFT costs about 4 * modes multiply-adds (the y transforms; the
@@ -192,48 +191,23 @@ def apply_dense_2d(layer: nnx.Linear, x: jax.Array) -> jax.Array:
     return apply_dense(layer, x.reshape(c, b, sx * sy)).reshape(-1, b, sx, sy)
 
 
-class FNO2d(nnx.Module):
-    """The released FNO-2D: lift (a, x, y) -> width, Fourier layers, project width -> 128 -> 1.
+class FNO2d(FNO):
+    """The released FNO-2D: lift (a, x, y) -> width, Fourier layers, project width -> 128 -> 1,
+    on ``[batch, sx, sy]``.
 
-    The grid coordinates are appended by the model itself (x along axis 1: entry ``[n, i, j]``
-    is at ``(i / (sx-1), j / (sy-1))``), so the same parameters evaluate at any resolution
-    with ``sx, sy >= 2 * modes``. The released code's later version also zero-pads the hidden
-    state by 9 cells in x and y (the domain is not periodic); this model does not.
+    Entry ``[n, i, j]`` is at ``(i / (sx-1), j / (sy-1))`` (the Darcy vertex grid). The
+    released code's later version also zero-pads the hidden state by 9 cells in x and y (the
+    domain is not periodic); this model does not.
     """
 
-    def __init__(
-        self,
-        *,
-        width: int = 32,
-        modes: int = 12,
-        num_layers: int = 4,
-        activation: str = "gelu",
-        projection_width: int = 128,
-        spectral_impl: str = "auto",
-        dtype: str = "float32",
-        rngs: nnx.Rngs,
-    ):
-        init_layers(self, in_channels=3, width=width, num_layers=num_layers,
-                    activation=activation, projection_width=projection_width, dtype=dtype,
-                    spectral=lambda: SpectralConv2d(width, width, modes, impl=spectral_impl,
-                                                    rngs=rngs),
-                    rngs=rngs)
+    grid_rank = 2
+    default_width, default_modes = 32, 12
+    spectral_conv = SpectralConv2d
 
-    def __call__(self, a: jax.Array) -> jax.Array:
-        """``a``: ``[batch, sx, sy]`` -> predicted ``u``: ``[batch, sx, sy]``."""
-        act = ACTIVATIONS[self.activation]
-        out_dtype, a = a.dtype, a.astype(self.dtype)
-        _, sx, sy = a.shape
-        grid_x = jnp.broadcast_to(jnp.linspace(0.0, 1.0, sx, dtype=a.dtype)[:, None], a.shape)
-        grid_y = jnp.broadcast_to(jnp.linspace(0.0, 1.0, sy, dtype=a.dtype), a.shape)
-        # ``constrain`` pins activations to the mesh layout a strategy traces under
-        # (fno.sharding); without one it returns its argument.
-        h = constrain(apply_dense_2d(self.lift, jnp.stack([a, grid_x, grid_y])))  # [w, b, sx, sy]
-        last = len(self.spectral) - 1
-        for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise,
-                                                       strict=True)):
-            h = constrain(spectral(h) + apply_dense_2d(pointwise, h))
-            if i < last:
-                h = act(h)
-        h = act(constrain(apply_dense_2d(self.project_hidden, h)))
-        return constrain(apply_dense_2d(self.project_out, h)[0].astype(out_dtype), "output")
+    def apply_dense(self, layer: nnx.Linear, h: jax.Array) -> jax.Array:
+        return apply_dense_2d(layer, h)
+
+    def grid_points(self, shape: tuple[int, ...], dtype: Any) -> list[jax.Array]:
+        sx, sy = shape
+        return [jnp.linspace(0.0, 1.0, sx, dtype=dtype)[:, None],
+                jnp.linspace(0.0, 1.0, sy, dtype=dtype)]

@@ -10,9 +10,10 @@ input, and how a step is compiled. The training loop in ``fno.train`` is the sam
 | mesh        | all devices, Mesh   | NamedSharding, per leaf        | 1 step, jit            |
 | mesh_scan   | all devices, Mesh   | NamedSharding, per leaf        | k steps, jit(lax.scan) |
 
-Mesh modes build a 1D ('data',) mesh by default, or the 2D/3D mesh of ``config.mesh_shape`` /
-``config.mesh_axes`` with channels (``config.model_sharding``) or the grid
-(``config.spatial_sharding``) sharded over a named axis (``fno.sharding``).
+Mesh modes build a 1D ('data',) mesh by default, or the mesh of ``config.mesh_shape`` /
+``config.mesh_axes`` with the model's channels (``config.model_sharding``) and grid axes
+(``config.spatial_sharding``) sharded over named axes, through the model's logical axes
+(``fno.sharding``).
 
 A *step function* ``step(state, batch) -> (state, metrics)`` is pure and knows nothing about
 devices except, in pmap modes, the name of the axis to average gradients over. Scan modes wrap
@@ -32,6 +33,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from fno import registry
 from fno import sharding as sharding_lib
 
 MODES = ("basic", "scan", "pmap", "pmap_scan", "mesh", "mesh_scan")
@@ -206,10 +208,13 @@ class MeshStrategy(Strategy):
         self.devices = devices or jax.devices()
         shape, axes = (config.mesh_shape, config.mesh_axes) if config else ((-1,), (DATA_AXIS,))
         self.mesh = sharding_lib.make_mesh(shape, axes, self.devices)
-        self.layout = sharding_lib.Layout(
-            self.mesh,
-            model_axis=(config.model_sharding or None) if config else None,
-            spatial_axis=(config.spatial_sharding or None) if config else None)
+        if config is None:
+            self.layout = sharding_lib.Layout(self.mesh)
+        else:
+            self.layout = sharding_lib.Layout(
+                self.mesh,
+                rules=sharding_lib.axis_rules(config.model_sharding, config.spatial_sharding),
+                param_axes=registry.model_class(config).param_axes)
         self.sharding = NamedSharding(self.mesh, P())
 
     @property
@@ -223,7 +228,7 @@ class MeshStrategy(Strategy):
         # Host-local rows become one global array; on one process this is a plain put.
         return jax.tree.map(
             lambda x: jax.make_array_from_process_local_data(
-                self.layout.batch_sharding(np.ndim(x), stacked), x), batch)
+                self.layout.batch_sharding(np.shape(x), stacked), x), batch)
 
     def _traced_with_layout(self, fn: Callable) -> Callable:
         """``fn`` whose trace sees this layout's activation constraints (fno.sharding)."""

@@ -13,14 +13,8 @@ import numpy as np
 from fno import storage
 
 
-def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
-                          title: str) -> bytes:
-    """A PNG with one panel per sample: u0, true u(., 1) and the prediction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _line_panels(plt, x: np.ndarray, y: np.ndarray, pred: np.ndarray):
+    """1D: one column per sample, the input above, true output and prediction below."""
     n, s = y.shape
     grid = np.linspace(0.0, 1.0, s)
     # Two rows: u(., 1) is often much smaller than u0 (viscosity), so each gets its own axis.
@@ -28,11 +22,47 @@ def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
     for i in range(n):
         top, bottom = axes[0][i], axes[1][i]
         top.plot(grid, x[i], color="0.4", lw=1)
-        top.set_title(f"test sample {i}: u0", fontsize=9)
-        bottom.plot(grid, y[i], color="k", lw=1.5, label="true u(x, 1)")
+        top.set_title(f"test sample {i}: input", fontsize=9)
+        bottom.plot(grid, y[i], color="k", lw=1.5, label="truth")
         bottom.plot(grid, pred[i], "--", color="tab:red", lw=1.5, label="FNO")
         bottom.set_xlabel("x")
     axes[1][0].legend(fontsize=7, loc="best")
+    return fig
+
+
+def _image_panels(plt, x: np.ndarray, y: np.ndarray, pred: np.ndarray):
+    """2D: one row per sample: input (e.g. the coefficient), truth, prediction, error."""
+    n = len(y)
+    fig, axes = plt.subplots(n, 4, figsize=(11.0, 2.6 * n), squeeze=False)
+    for i in range(n):
+        lo, hi = float(y[i].min()), float(y[i].max())
+        err = float(np.abs(pred[i] - y[i]).max()) or 1.0
+        panels = (("input", x[i], {}), ("truth", y[i], {"vmin": lo, "vmax": hi}),
+                  ("prediction", pred[i], {"vmin": lo, "vmax": hi}),
+                  ("error", pred[i] - y[i], {"cmap": "RdBu_r", "vmin": -err, "vmax": err}))
+        for ax, (name, image, style) in zip(axes[i], panels, strict=True):
+            shown = ax.imshow(image.T, origin="lower", extent=(0, 1, 0, 1), **style)
+            ax.set_title(f"test sample {i}: {name}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    return fig
+
+
+def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
+                          title: str) -> bytes:
+    """A PNG of the first samples: line plots for one grid axis, images for two."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if y.ndim == 2:
+        fig = _line_panels(plt, x, y, pred)
+    elif y.ndim == 3:
+        fig = _image_panels(plt, x, y, pred)
+    else:
+        raise ValueError(f"cannot draw samples of shape {y.shape[1:]}")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -41,14 +71,19 @@ def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
     return buffer.getvalue()
 
 
-def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int, apply: Callable,
-                            params_state: Any, source: Any, num_samples: int) -> str:
-    """Predict the first test samples, save ``figures/predictions_{step}.png``, log it."""
+def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int,
+                            predict: Callable, state: Any, source: Any,
+                            num_samples: int) -> str:
+    """Predict the first test samples, save ``figures/predictions_{step}.png``, log it.
+
+    ``predict(state, x)`` is the run's model with its normaliser (fno.setup); only the
+    parameters and the normaliser of ``state`` are fetched."""
     n = min(num_samples, len(source))
     x, y = source.get_batch(np.arange(n))
-    params = jax.device_get(params_state["params"])
-    pred = np.asarray(jax.jit(apply)(params, x))
-    png = prediction_figure_png(x, y, pred, f"step {step}, s = {y.shape[1]}")
+    needed = jax.device_get({k: v for k, v in state.items() if k in ("params", "normalizer")})
+    pred = np.asarray(jax.jit(predict)(needed, x))
+    resolution = " x ".join(str(d) for d in y.shape[1:])
+    png = prediction_figure_png(x, y, pred, f"step {step}, s = {resolution}")
     directory = storage.resolve(workdir, "workdir") / "figures"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"predictions_{step:08d}.png"

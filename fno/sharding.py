@@ -1,25 +1,22 @@
-"""Mesh and partition specs for data, model (channel) and spatial (grid) sharding.
+"""Mesh and partition specs from *logical* axes: the model names the axes of its parameters
+and activations, the config maps logical axes to mesh axes (as flax's logical axis rules,
+gemma's ShardingConfig or nanodo's fsdp do). Nothing here knows a model.
 
-A ``Layout`` says which mesh axis shards what:
+Logical axes (``LOGICAL_AXES``):
 
-* ``'data'`` (always present) splits the batch;
-* the *model* axis, if any, splits every dimension of size ``width`` (the FNO's channels):
-  parameters, their Adam moments and the hidden activations ``[width, b, s]``;
-* the *spatial* axis, if any, splits the grid axis ``s`` of the activations and batches.
+* ``'batch'``: the samples of a batch, always over the mesh's ``'data'`` axis;
+* ``'hidden'``: the channel dimension the model declares sharded (``config.model_sharding``
+  names its mesh axis, "" replicates the model);
+* ``'grid_x'``, ``'grid_y'``: the first and second grid axis of batches and activations
+  (``config.spatial_sharding``: ``"x"`` shards the first over mesh axis ``x``, ``"x,y"``
+  both, ``",y"`` only the second).
 
-Which parameter dimension is split (``param_spec``): the *input* channels of every map that
-reads the hidden state (spectral weights ``[in, out, modes]``, pointwise kernels ``[in, out]``,
-``project_hidden`` ``[width, projection_width]``), the output channels of the lift
-``[2, width]``, and the width-sized biases. Hidden activations ``[width, b, s]`` are
-channel-sharded too, so each device contracts its own channel slice and the partial sums are
-reduced (reduce-scatter where the backend has one); the activations saved for the backward
-pass stay sharded, which an output-channel split (that needs the gathered input for the
-weight gradient) would not give. ``project_out`` and scalars (the step, optimizer counts) are
-replicated. Spatial sharding keeps parameters replicated.
-
-The model asks for activation shardings through ``constrain``; it is a no-op unless a
-strategy traces the step inside ``activation_layout(layout)``, so the model stays usable
-without any mesh.
+A model class declares ``param_axes``: ``{(module, leaf): logical axes of the leaf's leading
+dimensions}`` (fno.model.PARAM_AXES), matched on the nearest enclosing module name of every
+state leaf, so Adam's moments are sharded like their parameters. Its ``__call__`` pins
+activations with :func:`constrain`, a no-op unless a strategy traces the step inside
+``activation_layout(layout)``, so models stay usable without any mesh. A dimension that a
+mesh axis does not divide stays whole.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -39,16 +36,24 @@ from jax.sharding import PartitionSpec as P
 from fno.errors import FnoError
 
 DATA_AXIS = "data"
+GRID_AXES = ("grid_x", "grid_y", "grid_z")
+LOGICAL_AXES = ("batch", "hidden", *GRID_AXES)
 
-# Module names in the parameter tree (fno.model.FNO1d attributes) -> which dimension of
-# each leaf kind has size ``width`` and is sharded over the model axis.
-_WIDTH_DIM = {
-    ("lift", "kernel"): 1, ("lift", "bias"): 0,
-    ("spectral", "weight_real"): 0, ("spectral", "weight_imag"): 0,
-    ("pointwise", "kernel"): 0, ("pointwise", "bias"): 0,
-    ("project_hidden", "kernel"): 0,
-}
-_MODULES = {module for module, _ in _WIDTH_DIM} | {"project_out"}
+LogicalAxes = tuple[str | None, ...]
+ParamAxes = Mapping[tuple[str, str], LogicalAxes]
+
+
+def axis_rules(model_sharding: str = "", spatial_sharding: str = "") -> dict[str, str | None]:
+    """Logical axis -> mesh axis, from ``config.model_sharding`` and
+    ``config.spatial_sharding`` (comma-separated mesh axes, one per grid axis in order)."""
+    rules: dict[str, str | None] = {"batch": DATA_AXIS, "hidden": model_sharding or None}
+    spatial = spatial_sharding.split(",") if spatial_sharding else []
+    if len(spatial) > len(GRID_AXES):
+        raise FnoError(f"config.spatial_sharding {spatial_sharding!r} names more than "
+                       f"{len(GRID_AXES)} grid axes")
+    for logical, mesh_axis in zip(GRID_AXES, spatial, strict=False):
+        rules[logical] = mesh_axis.strip() or None
+    return rules
 
 
 def resolve_mesh_shape(shape: Sequence[int], axes: Sequence[str],
@@ -111,47 +116,54 @@ def make_mesh(shape: Sequence[int], axes: Sequence[str],
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Which mesh axes shard the batch, the channels and the grid of the FNO."""
+    """A mesh, the logical-to-mesh axis rules, and the model's parameter axes."""
 
     mesh: Mesh
-    model_axis: str | None = None
-    spatial_axis: str | None = None
+    rules: Mapping[str, str | None] = dataclasses.field(
+        default_factory=lambda: {"batch": DATA_AXIS})
+    param_axes: ParamAxes = dataclasses.field(default_factory=dict)
 
     def axis_size(self, axis: str | None) -> int:
         return 1 if axis is None else self.mesh.shape[axis]
 
+    def mesh_axis(self, logical: str | None) -> str | None:
+        return self.rules.get(logical) if logical else None
+
+    @property
+    def shards_more_than_batch(self) -> bool:
+        return any(self.mesh_axis(a) for a in LOGICAL_AXES if a != "batch")
+
     def named(self, spec: P) -> NamedSharding:
         return NamedSharding(self.mesh, spec)
 
-    # --- batches --------------------------------------------------------------------------
-    def batch_sharding(self, ndim: int, stacked: bool) -> NamedSharding:
-        """``[b, s]`` -> P('data', spatial); ``[k, b, s]`` -> P(None, 'data', spatial);
-        lower-rank leaves (the eval mask ``[b]``) keep only the leading entries."""
-        spec = (None,) * stacked + (DATA_AXIS, self.spatial_axis)
-        return self.named(P(*spec[:ndim]))
+    def spec(self, logical: Sequence[str | None], shape: Sequence[int]) -> P:
+        """The spec of an array whose leading dimensions have the ``logical`` axes (the rest
+        whole); a dimension its mesh axis does not divide stays whole."""
+        entries = []
+        for i, n in enumerate(shape):
+            axis = self.mesh_axis(logical[i]) if i < len(logical) else None
+            entries.append(axis if axis and n % self.axis_size(axis) == 0 else None)
+        while entries and entries[-1] is None:  # P('a', None) is P('a'): one canonical form
+            entries.pop()
+        return P(*entries)
 
-    # --- activations ----------------------------------------------------------------------
-    def activation_sharding(self, kind: str, channels: int) -> NamedSharding:
-        """``'hidden'``: channel-first ``[c, b, s]`` (fno.model) with c sharded over the model
-        axis when it divides; ``'output'``: ``[b, s]``."""
-        if kind == "output":
-            return self.named(P(DATA_AXIS, self.spatial_axis))
-        split = self.model_axis if channels % self.axis_size(self.model_axis) == 0 else None
-        return self.named(P(split, DATA_AXIS, self.spatial_axis))
+    # --- batches --------------------------------------------------------------------------
+    def batch_sharding(self, shape: Sequence[int], stacked: bool) -> NamedSharding:
+        """A host batch leaf ``[b, *grid]`` (``[k, b, *grid]`` when ``stacked``; the eval
+        mask is ``[b]``): batch over 'data', grid axes as the rules say."""
+        logical = (None,) * stacked + ("batch", *GRID_AXES)
+        return self.named(self.spec(logical, shape))
 
     # --- state ------------------------------------------------------------------------------
     def param_spec(self, path: Sequence[Any], shape: Sequence[int]) -> P:
         """The spec of one state leaf, from its key path (params, Adam mu/nu alike)."""
-        if self.model_axis is None:
-            return P()
         names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
-        module = next((n for n in reversed(names) if n in _MODULES), None)
-        dim = _WIDTH_DIM.get((module, names[-1] if names else ""))
-        if dim is None or dim >= len(shape):
+        modules = {module for module, _ in self.param_axes}
+        module = next((n for n in reversed(names) if n in modules), None)
+        logical = self.param_axes.get((module, names[-1] if names else ""))
+        if logical is None or len(logical) > len(shape):
             return P()
-        spec = [None] * len(shape)
-        spec[dim] = self.model_axis
-        return P(*spec)
+        return self.spec(logical, shape)
 
     def state_shardings(self, state: Any) -> Any:
         """A NamedSharding per leaf of the logical state (works on abstract leaves too)."""
@@ -183,11 +195,11 @@ def activation_layout(layout: Layout | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
-def constrain(x: jax.Array, kind: str = "hidden") -> jax.Array:
-    """``x`` with a sharding constraint from the active layout; unchanged without one (or when
-    the layout shards nothing but the batch, where GSPMD needs no hint)."""
+def constrain(x: jax.Array, logical: LogicalAxes) -> jax.Array:
+    """``x`` (its leading dimensions named by ``logical``) with a sharding constraint from the
+    active layout; unchanged without one, or when the layout shards nothing but the batch
+    (GSPMD needs no hint there)."""
     layout = _ACTIVE.get()
-    if layout is None or (layout.model_axis is None and layout.spatial_axis is None):
+    if layout is None or not layout.shards_more_than_batch:
         return x
-    return jax.lax.with_sharding_constraint(
-        x, layout.activation_sharding(kind, x.shape[0] if x.ndim == 3 else 0))
+    return jax.lax.with_sharding_constraint(x, layout.named(layout.spec(logical, x.shape)))

@@ -1,15 +1,13 @@
-"""Training and evaluation: pure step functions and the one loop shared by every mode.
+"""The one training loop shared by every mode, model and problem.
 
-The loop asks the mode's strategy (``fno.parallel``) to place the state, to turn host batches
-into device input and to compile the steps; everything else (data, metrics, evaluation,
-checkpoints, preemption) is written once here.
+``fno.setup`` builds the run (strategy, state, compiled steps) and runs its compiled calls;
+everything else (data, metrics, evaluation, checkpoints, preemption) is written once here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import resource
 import signal
@@ -18,13 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
-from clu import metrics as clu_metrics
-from flax import nnx
 
 from fno import checkpoint as checkpoint_lib
 from fno import (
@@ -34,145 +28,15 @@ from fno import (
     input_pipeline,
     parallel,
     plotting,
+    setup,
     storage,
     writers,
 )
 from fno import metrics as metrics_lib
 from fno import workdir as workdir_lib
 from fno.errors import FnoError
-from fno.model import FNO1d
 
 State = dict[str, Any]
-
-
-# --- model, optimizer, state ------------------------------------------------------------
-def create_model(config: ml_collections.ConfigDict, seed: int) -> FNO1d:
-    m = config.model
-    return FNO1d(width=m.width, modes=m.modes, num_layers=m.num_layers,
-                 activation=m.activation, projection_width=m.projection_width,
-                 spectral_impl=m.spectral_impl, dtype=m.dtype, rngs=nnx.Rngs(params=seed))
-
-
-def create_optimizer(config: ml_collections.ConfigDict,
-                     steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam with coupled L2 weight decay (as PyTorch's Adam(weight_decay=...)) and a
-    staircase schedule that multiplies the lr by ``lr_decay_factor`` every few epochs."""
-    schedule = optax.exponential_decay(
-        init_value=config.learning_rate,
-        transition_steps=max(1, config.lr_decay_epochs * steps_per_epoch),
-        decay_rate=config.lr_decay_factor,
-        staircase=True,
-    )
-    return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.adam(schedule))
-
-
-def init_state(model: FNO1d, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, State]:
-    """The model's static structure and the logical training state (plain dicts of arrays)."""
-    graphdef, params = nnx.split(model, nnx.Param)
-    params = nnx.to_pure_dict(params)
-    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
-    return graphdef, state
-
-
-def create_state(config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
-                 shardings: Callable[[State], Any]) -> tuple[nnx.GraphDef, State]:
-    """:func:`init_state` computed under ``jit`` straight into its final shardings.
-
-    ``shardings(abstract_state)`` gives each leaf's sharding (``Strategy.state_shardings``).
-    Nothing is materialised on one device first, so a model-sharded state that does not fit
-    one device still starts, and every leaf (the optimizer's step count too) is born with
-    the sharding the compiled step expects.
-    """
-
-    def init() -> State:
-        return init_state(create_model(config, config.seed), tx)[1]
-
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: create_model(config, config.seed)),
-                            nnx.Param)
-    abstract = jax.eval_shape(init)
-    return graphdef, jax.jit(init, out_shardings=shardings(abstract))()
-
-
-def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
-    """A pure ``apply(params, u0) -> u1`` for the model structure ``graphdef``."""
-
-    def apply(params, u0):
-        return nnx.merge(graphdef, nnx.State(params))(u0)
-
-    return apply
-
-
-# --- steps --------------------------------------------------------------------------------
-def _all_finite(*trees: Any) -> jax.Array:
-    """Whether every element of ``trees`` is finite, as one reduction over per-leaf sums.
-
-    A sum is non-finite exactly when a summand is (or the sum overflows float32, which only
-    flags a step that is useless anyway). The flag ends in a single reduce on purpose: a
-    chain of per-leaf scalar ``and``s is fused by XLA:CPU into every element-wise parameter
-    update and re-evaluated per element, which cost 3.9 of 14.6 ms at s = 256.
-    """
-    sums = [jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(trees)]
-    return jnp.all(jnp.isfinite(jnp.stack(sums)))
-
-
-def make_train_step(apply: Callable, tx: optax.GradientTransformation) -> Callable:
-    """``step(state, batch, axis_name=None) -> (state, TrainMetrics)``.
-
-    The loss is the mean per-sample relative L2 error (the released code summed it; the mean
-    only rescales). Under pmap the gradient is averaged over ``axis_name``: every device holds
-    the same number of samples, so this equals the gradient of the global mean.
-
-    A step whose loss or gradient is not finite leaves parameters and optimizer state
-    unchanged and is counted in the metrics; the loop decides whether to stop (the default)
-    or to carry on. Checking on device keeps the loop free of per-step host syncs.
-    """
-
-    def step(state: State, batch, axis_name: str | None = None):
-        def loss_fn(params):
-            pred = apply(params, batch["x"])
-            rel = metrics_lib.relative_l2(pred, batch["y"])
-            return jnp.mean(rel), (rel, pred)
-
-        grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
-        if axis_name is not None:
-            grads = jax.lax.pmean(grads, axis_name)
-        finite = _all_finite(rel, grads)
-        if axis_name is not None:
-            finite = jax.lax.pmin(finite.astype(jnp.int32), axis_name) > 0
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        keep = functools.partial(jnp.where, finite)
-        new_state = {"step": state["step"] + 1,
-                     "params": jax.tree.map(keep, params, state["params"]),
-                     "opt_state": jax.tree.map(keep, opt_state, state["opt_state"])}
-        mask = jnp.broadcast_to(finite, rel.shape)
-        mse = metrics_lib.mean_squared_error(pred, batch["y"])
-        metrics = metrics_lib.TrainMetrics.empty().replace(
-            train_loss=metrics_lib.sum_over_devices(
-                clu_metrics.Average.from_model_output(rel, mask=mask), axis_name),
-            train_mse=metrics_lib.sum_over_devices(
-                clu_metrics.Average.from_model_output(mse, mask=mask), axis_name),
-            nonfinite_steps=metrics_lib.Count.from_model_output(~finite),
-            first_nonfinite_step=metrics_lib.FirstStep.from_model_output(
-                jnp.where(finite, metrics_lib.NO_STEP, state["step"] + 1)),
-        )
-        return new_state, metrics
-
-    return step
-
-
-def make_eval_step(apply: Callable) -> Callable:
-    """``eval_step(state, batch, axis_name=None) -> EvalMetrics`` over the masked batch."""
-
-    def eval_step(state: State, batch, axis_name: str | None = None):
-        pred = apply(state["params"], batch["x"])
-        metrics = metrics_lib.EvalMetrics.single_from_model_output(
-            rel_l2=metrics_lib.relative_l2(pred, batch["y"]),
-            mse=metrics_lib.mean_squared_error(pred, batch["y"]),
-            mask=batch["mask"] > 0)
-        return metrics_lib.sum_over_devices(metrics, axis_name)
-
-    return eval_step
 
 
 # --- evaluation ---------------------------------------------------------------------------
@@ -230,20 +94,6 @@ class Preemption:
 
 
 # --- the loop -------------------------------------------------------------------------------
-def _next_call_size(step: int, config: ml_collections.ConfigDict, strategy: parallel.Strategy,
-                    total_steps: int) -> int:
-    """Steps in the next compiled call: K for scan modes, cut short at the next report,
-    evaluation, checkpoint or the end, so those happen at exactly their configured steps."""
-    if not strategy.uses_scan:
-        return 1
-    size = min(config.steps_per_call, total_steps - step)
-    for every in (config.log_every_steps, config.eval_every_steps,
-                  config.checkpoint_every_steps):
-        if every > 0:
-            size = min(size, every - step % every)
-    return size
-
-
 def _due(step: int, every: int, total_steps: int) -> bool:
     return step == total_steps or (every > 0 and step % every == 0)
 
@@ -279,9 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     Rerunning with the same workdir resumes from the latest checkpoint. Returns the final
     results (also written to ``workdir/results.json`` by process 0).
     """
-    configuration.validate(config)
-    strategy = parallel.make_strategy(config.mode, config)
-    configuration.validate_for_devices(config, strategy)
+    strategy = setup.checked_strategy(config)
     with contextlib.ExitStack() as cleanup:
         # Host-dependent: each process prepares and locks, then all agree (fno.collective).
         error = None
@@ -304,11 +152,9 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
     steps_per_epoch = len(data.train) // config.batch_size
     total_steps = configuration.total_steps(config, steps_per_epoch)
 
-    tx = create_optimizer(config, steps_per_epoch)
-    graphdef, logical_state = create_state(config, tx, strategy.state_shardings)
-    apply = make_apply(graphdef)
-    train_fn = strategy.compile_train(make_train_step(apply, tx))
-    eval_fn = strategy.compile_eval(make_eval_step(apply))
+    run = setup.build(config, steps_per_epoch, strategy=strategy, normalizer=data.normalizer,
+                      grid=data.grid)
+    logical_state = run.state
 
     batches = input_pipeline.TrainBatches(data.train, config.batch_size, config.seed,
                                           jax.process_index(), jax.process_count())
@@ -360,19 +206,13 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
     train_start = time.perf_counter()
     preempted = False
     calls = 0
+    calls_from_start = setup.train_calls(run, state, train_iter, start_step, total_steps)
     with Preemption() as preemption:
-        while step < total_steps:
-            size = _next_call_size(step, config, strategy, total_steps)
-            if strategy.uses_scan:
-                host_batch = input_pipeline.next_batches(train_iter, size)
-            else:
-                host_batch = next(train_iter)
-            state, m = train_fn(state, strategy.put_batch(host_batch, strategy.uses_scan))
+        for step, size, state, m in calls_from_start:
             train_metrics = m if train_metrics is None else strategy.merge_metrics(
                 train_metrics, m)
-            for s in range(step + 1, step + size + 1):
+            for s in range(step - size + 1, step + 1):
                 report_progress(s)
-            step += size
             calls += 1
 
             preempted = preemption.reached(calls)
@@ -389,13 +229,13 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
                 train_metrics = None
                 window_start, window_step = time.perf_counter(), step
             if _due(step, config.eval_every_steps, total_steps):
-                eval_results = evaluate(strategy, eval_fn, state, data.test, config)
+                eval_results = evaluate(strategy, run.eval_fn, state, data.test, config)
                 writer.write_scalars(step, eval_results)
                 if config.num_plot_samples > 0:
                     logical = strategy.logical_state(state)  # a collective: every process
                     if is_writer:
                         plotting.write_prediction_figure(
-                            workdir, writer, step, apply, logical,
+                            workdir, writer, step, run.predict, logical,
                             data.test[config.data.resolution], config.num_plot_samples)
             if save:
                 checkpointer.save(step, strategy.logical_state(state), train_iter, run_facts)
@@ -411,7 +251,7 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
                         "resume.", step)
         return {"preempted": True, "step": step}
     if not eval_results:  # resumed a finished run: evaluate again for results.json
-        eval_results = evaluate(strategy, eval_fn, state, data.test, config)
+        eval_results = evaluate(strategy, run.eval_fn, state, data.test, config)
     results = {
         **eval_results,
         "step": step,

@@ -36,6 +36,11 @@ def tiny_config(dataset: str, **overrides):
     """configs/tiny.py on `dataset`, with dotted-key overrides (e.g. model.width=12)."""
     config = tiny.get_config()
     config.data.dir = dataset
+    return with_overrides(config, overrides)
+
+
+def with_overrides(config, overrides: dict):
+    """``config`` with dotted-key overrides applied, e.g. ``{"model.width": 12}``."""
     for key, value in overrides.items():
         target = config
         *parents, leaf = key.split(".")
@@ -57,3 +62,24 @@ def assert_same(a, b, rtol=0.0):
             np.testing.assert_array_equal(x, y)
         else:
             np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())
+
+
+def smooth_fields_2d(num: int, resolution: int, seed: int = 0) -> InMemorySource:
+    """The 2D counterpart of :func:`smooth_pairs`: band-limited fields and a smooth
+    nonlinear, shifted target on a ``resolution`` x ``resolution`` grid."""
+    rng = np.random.default_rng(seed)
+    grid = np.arange(resolution) / resolution
+    k = np.arange(1, 4)
+    basis = np.concatenate([np.cos(2 * np.pi * np.outer(k, grid)),
+                            np.sin(2 * np.pi * np.outer(k, grid))])  # [6, s]
+    coeffs = rng.normal(size=(num, 6, 6)) / np.add.outer(k, k).repeat(2, 0).repeat(2, 1)
+    a = np.einsum("nij,ix,jy->nxy", coeffs, basis, basis)
+    u = np.tanh(np.roll(a, resolution // 8, axis=(1, 2))) + 0.1
+    return InMemorySource(a, u)
+
+
+def tiny_config_2d(**overrides):
+    """configs/tiny2d.py (FNO-2D on Darcy-shaped data) with dotted-key overrides."""
+    from configs import tiny2d
+
+    return with_overrides(tiny2d.get_config(), overrides)

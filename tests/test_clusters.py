@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from etils import epath
 
-from fno import train
+from fno import registry, steps, train
 from fno.errors import FnoError
 from tests.gcs_emulator import gcs_emulator
 from tests.helpers import assert_same, params_of, tiny_config
@@ -265,16 +265,16 @@ def test_state_is_created_in_its_shardings_without_transfers(dataset):
     config = tiny_config(dataset, mode="mesh", mesh_shape=(2, 4), mesh_axes=("data", "model"),
                          model_sharding="model")
     strategy = parallel.make_strategy(config.mode, config)
-    tx = train.create_optimizer(config, 4)
+    tx = steps.create_optimizer(config, 4)
     with jax.transfer_guard("disallow"):
-        _, state = train.create_state(config, tx, strategy.state_shardings)
+        _, state = steps.create_state(config, tx, strategy.state_shardings)
     wanted = strategy.state_shardings(state)
     for leaf, sharding in zip(jax.tree.leaves(state), jax.tree.leaves(wanted), strict=True):
         assert leaf.sharding == sharding
     lift = state["params"]["lift"]["kernel"]
     assert lift.addressable_shards[0].data.shape[1] == lift.shape[1] // 4  # channels split
     # Same values as the eager initialisation.
-    _, eager = train.init_state(train.create_model(config, config.seed), tx)
+    _, eager = steps.init_state(registry.create_model(config, config.seed), tx)
     assert_same(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(eager))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from fno import input_pipeline, parallel, train
+from fno import input_pipeline, parallel, setup
 from tests.helpers import smooth_pairs
 
 NUM_STEPS = 7  # not a multiple of K: the last scan call is shorter
@@ -24,35 +24,30 @@ def tiny_config(mode: str) -> ml_collections.ConfigDict:
     return config
 
 
-def run_mode(mode: str, source, num_steps: int = NUM_STEPS, on_call=None):
-    """Drive `num_steps` steps the way the training loop does; return params and losses.
+def run_mode(mode: str, source, num_steps: int = NUM_STEPS, on_call=None, config=None):
+    """``num_steps`` steps through the loop's own set-up and step-runner (fno.setup); the
+    final parameters and the loss of every call.
 
     ``on_call(i)`` runs before the i-th compiled call and ``on_call(None)`` after the last
     (used to count compilations).
     """
-    config = tiny_config(mode)
-    strategy = parallel.make_strategy(mode)
-    tx = train.create_optimizer(config, steps_per_epoch=4)
-    graphdef, state = train.init_state(train.create_model(config, seed=0), tx)
-    train_fn = strategy.compile_train(train.make_train_step(train.make_apply(graphdef), tx))
+    config = config or tiny_config(mode)
+    config.mode = mode
+    run = setup.build(config, steps_per_epoch=4)
     batches = input_pipeline.TrainBatches(source, config.batch_size, seed=0)
     it = input_pipeline.train_iterator(batches, num_steps, prefetch=0)
-    state = strategy.place_state(state)
-    losses, step, calls, total = [], 0, 0, None
-    while step < num_steps:
+    losses, calls = [], 0
+    if on_call:
+        on_call(0)
+    for _, _, state, metrics in setup.train_calls(run, run.placed_state(), it, 0, num_steps):  # noqa: B007
+        metrics = run.strategy.metrics_to_host(metrics)
+        losses.append(float(metrics.compute()["train_loss"]))
+        calls += 1
         if on_call:
             on_call(calls)
-        size = min(config.steps_per_call, num_steps - step) if strategy.uses_scan else 1
-        host = (input_pipeline.next_batches(it, size) if strategy.uses_scan else next(it))
-        state, metrics = train_fn(state, strategy.put_batch(host, strategy.uses_scan))
-        metrics = strategy.metrics_to_host(metrics)
-        total = metrics.merge(metrics) if total is None else total.merge(metrics)
-        losses.append(float(metrics.compute()["train_loss"]))
-        step += size
-        calls += 1
     if on_call:
         on_call(None)
-    logical = strategy.logical_state(state)
+    logical = run.strategy.logical_state(state)
     assert int(logical["step"]) == num_steps
     return jax.tree.map(np.asarray, logical["params"]), losses
 

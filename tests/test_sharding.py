@@ -8,7 +8,7 @@ import pytest
 
 from configs import default
 from fno import checkpoint as checkpoint_lib
-from fno import configuration, input_pipeline, parallel, train
+from fno import configuration, input_pipeline, parallel, setup, train
 from fno.errors import FnoError
 from tests.helpers import assert_same, smooth_pairs, tiny_config
 
@@ -41,35 +41,29 @@ def checked_strategy(config: ml_collections.ConfigDict) -> parallel.Strategy:
 
 
 def train_steps(config, source, num_steps: int = NUM_STEPS):
-    """``num_steps`` training steps the way the loop runs them; the final (sharded) state.
+    """``num_steps`` training steps through the loop's set-up and step-runner (fno.setup);
+    the strategy and the final logical state.
 
     Asserts that calls after the first compile nothing: the new state comes back with the
     shardings it went in with (else donation fails and every call recompiles).
     """
-    strategy = checked_strategy(config)
-    tx = train.create_optimizer(config, steps_per_epoch=4)
-    graphdef, state = train.init_state(train.create_model(config, seed=0), tx)
-    train_fn = strategy.compile_train(train.make_train_step(train.make_apply(graphdef), tx))
-    state = strategy.place_state(state)
+    run = setup.build(config, steps_per_epoch=4, strategy=checked_strategy(config))
     batches = input_pipeline.TrainBatches(source, config.batch_size, seed=0)
     it = input_pipeline.train_iterator(batches, num_steps, prefetch=0)
-    step, calls, compiles = 0, 0, []
+    calls, compiles = [0], []
 
     def listener(event, duration, **kwargs):
-        if calls > 0 and event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(calls)
+        if calls[0] > 0 and event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(calls[0])
 
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        while step < num_steps:
-            size = min(config.steps_per_call, num_steps - step) if strategy.uses_scan else 1
-            host = input_pipeline.next_batches(it, size) if strategy.uses_scan else next(it)
-            state, _ = train_fn(state, strategy.put_batch(host, strategy.uses_scan))
-            step, calls = step + size, calls + 1
+        for _, _, state, _ in setup.train_calls(run, run.placed_state(), it, 0, num_steps):  # noqa: B007
+            calls[0] += 1
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert compiles == []
-    return strategy, strategy.logical_state(state)
+    return run.strategy, run.strategy.logical_state(state)
 
 
 def flat(params) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fno import checkpoint as checkpoint_lib
-from fno import parallel, train
+from fno import parallel, registry, steps, train
 from fno.errors import FnoError
 from tests.helpers import assert_same, params_of, tiny_config
 
@@ -82,8 +82,8 @@ def test_checkpoint_restores_in_every_mode(dataset, tmp_path):
     config = tiny_config(dataset, mode="pmap", num_train_steps=5)
     train.train_and_evaluate(config, str(tmp_path))
     saved = params_of(tmp_path)
-    model = train.create_model(config, config.seed)
-    _, logical = train.init_state(model, train.create_optimizer(config, 4))
+    model = registry.create_model(config, config.seed)
+    _, logical = steps.init_state(model, steps.create_optimizer(config, 4))
     for mode in parallel.MODES:
         strategy = parallel.make_strategy(mode)
         checkpointer = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints"))

@@ -1,16 +1,20 @@
-"""Random-access (grain) data sources over Burgers datasets, validated on open.
+"""Random-access (grain) data sources over PDE datasets, validated on open.
 
-:func:`open_dataset` reads three layouts and returns an :class:`ArraySource`:
+:func:`open_dataset` reads three layouts and returns an :class:`ArraySource` of ``[N, *grid]``
+pairs (one grid axis for Burgers, two for Darcy):
 
-* a directory written by :mod:`fno.data.burgers` (``meta.json``, ``u0.npy``, ``u1.npy``):
-  memory-mapped, with the sha256 checksums of meta.json verified (once per process and file
-  version) and the array shapes checked against it;
-* the original FNO file ``burgers_data_R10.mat`` layout (keys ``a`` and ``u``, [N, S]),
-  MATLAB v5 via scipy.io and v7.3 (HDF5) via h5py, where MATLAB's column-major storage makes
-  the arrays appear transposed ([S, N]);
-* a generic ``.npz`` or ``.h5``/``.hdf5`` file with [N, S] arrays under named keys.
+* a directory written by a generator (:mod:`fno.data.burgers`, :mod:`fno.data.darcy`;
+  ``meta.json`` and two ``.npy`` arrays): memory-mapped, with the sha256 checksums of
+  meta.json verified (once per process and file version) and the array shapes checked
+  against it;
+* the original FNO files (``burgers_data_R10.mat``: keys ``a`` and ``u``, [N, S];
+  ``piececonst_r421_N1024_smooth*.mat``: ``coeff`` and ``sol``, [N, 421, 421]), MATLAB v5
+  via scipy.io and v7.3 (HDF5) via h5py, where MATLAB's column-major storage makes the
+  arrays appear with every dimension reversed;
+* a generic ``.npz`` or ``.h5``/``.hdf5`` file with [N, *grid] arrays under named keys.
 
-Lower resolutions are the stored samples subsampled as ``[:, ::S_file // resolution]``.
+Lower resolutions are the stored samples subsampled along every grid axis, every r-th point
+of a periodic grid (S = r s) or of a vertex grid with both ends kept (S - 1 = r (s - 1)).
 Every problem with the data raises :class:`DataError` with a one-line message that starts with
 the file name. Nothing is ever unpickled.
 """
@@ -55,9 +59,10 @@ class ArraySource:
     """
 
     def __init__(self, inputs: np.ndarray, outputs: np.ndarray, *, path: str, sub: int = 1,
-                 start: int = 0, stop: int | None = None):
+                 start: int = 0, stop: int | None = None, grid: str = "periodic"):
         self._inputs, self._outputs = inputs, outputs
         self._path, self._sub = str(path), int(sub)
+        self.grid = grid  # "periodic" (points j / S) or "vertex" (i / (S - 1))
         self._start = int(start)
         self._stop = len(inputs) if stop is None else int(stop)
 
@@ -128,7 +133,12 @@ class ArraySource:
         if not 0 <= first <= last <= n:
             raise _fail(self._path, f"cannot take samples [{start}:{stop}] of {n}")
         return ArraySource(self._inputs, self._outputs, path=self._path, sub=self._sub,
-                           start=self._start + first, stop=self._start + last)
+                           start=self._start + first, stop=self._start + last, grid=self.grid)
+
+    def on_stored_grid(self) -> ArraySource:
+        """The same samples on the file's own grid (no subsampling)."""
+        return ArraySource(self._inputs, self._outputs, path=self._path, sub=1,
+                           start=self._start, stop=self._stop, grid=self.grid)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -154,13 +164,28 @@ class ArraySource:
 # --------------------------------------------------------------------------------------------
 
 
-def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int) -> int:
+GRIDS = ("periodic", "vertex", "auto")
+
+
+def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
+                    grid: str = "periodic") -> tuple[int, str]:
+    """The step r that serves ``resolution`` points per axis from the file's grid, and the
+    grid kind: ``periodic`` (points j / S, every r-th of S = r * s), ``vertex`` (points
+    i / (S - 1) with both ends, S - 1 = r * (s - 1)), or ``auto`` (periodic where that
+    divides, else vertex)."""
     if not isinstance(resolution, int | np.integer) or resolution <= 0:
         raise _fail(path, f"resolution must be a positive integer, got {resolution!r}")
+    if grid == "auto":
+        grid = "periodic" if file_resolution % resolution == 0 else "vertex"
+    if grid == "vertex":
+        try:
+            return darcy.subsample_step(file_resolution, resolution), grid
+        except ValueError as e:
+            raise _fail(path, str(e)) from e
     if file_resolution % resolution:
         raise _fail(path, f"resolution {resolution} does not divide the file's resolution "
                           f"{file_resolution}")
-    return file_resolution // resolution
+    return file_resolution // resolution, grid
 
 
 def _check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any,
@@ -268,14 +293,10 @@ def _open_generated(path: pathlib.Path, resolution: int,
     _check_pair(path, names, inputs, outputs, grid_rank=inputs.ndim - 1)
     for name, array in zip(names, arrays, strict=True):
         _check_finite(path / name, name, array)
-    if meta.get("pde") == "darcy":  # a vertex grid: both boundaries are samples
-        try:
-            sub = darcy.subsample_step(size, resolution)
-        except ValueError as e:
-            raise _fail(path, str(e)) from e
-    else:  # a periodic grid
-        sub = _subsample_step(path, size, resolution)
-    return ArraySource(inputs, outputs, path=str(path), sub=sub)
+    # Darcy directories are vertex grids (both boundaries are samples), Burgers periodic.
+    sub, grid = _subsample_step(path, size, resolution,
+                                "vertex" if meta.get("pde") == "darcy" else "periodic")
+    return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid)
 
 
 class _MatlabView:
@@ -291,14 +312,14 @@ def _memmappable(ds: h5py.Dataset) -> bool:
             and ds.id.get_offset() is not None)
 
 
-def _open_hdf5(path: pathlib.Path, resolution: int, keys: tuple[str, str],
-               transposed: bool) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
-    """(a, u, sub, (N, S_file)): [N, S_file] memory maps and the subsampling step still to
-    apply, or, when the layout does not allow it, arrays already read at ``resolution`` and
-    sub = 1.
+def _open_hdf5(path: pathlib.Path, keys: tuple[str, str], transposed: bool,
+               grid_rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, u) as [N, *grid] memory maps or, when the layout does not allow it, float32
+    arrays in memory.
 
-    MATLAB v7.3 (``transposed``) stores an [N, S] matrix as an HDF5 dataset of shape [S, N];
-    samples are then strided on disk, so they are read into memory rather than mapped.
+    MATLAB v7.3 (``transposed``) stores an [N, S] matrix as an HDF5 dataset of shape [S, N]
+    (every dimension reversed); samples are then strided on disk, so they are read into
+    memory rather than mapped.
     """
     try:
         f = h5py.File(path, "r")
@@ -311,18 +332,15 @@ def _open_hdf5(path: pathlib.Path, resolution: int, keys: tuple[str, str],
                 raise _fail(path, f"no dataset {key!r} (found {sorted(f.keys())})")
             datasets.append(f[key])
         views = [_MatlabView(d) if transposed else d for d in datasets]
-        _check_pair(path, keys, views[0], views[1])
-        shape = views[0].shape
-        sub = _subsample_step(path, shape[1], resolution)
+        _check_pair(path, keys, views[0], views[1], grid_rank)
         if not transposed and all(_memmappable(d) for d in datasets):
             a, u = (np.memmap(path, dtype=d.dtype, mode="r", offset=d.id.get_offset(),
                               shape=d.shape) for d in datasets)
-            return a, u, sub, shape
-        if transposed:
-            arrays = [np.ascontiguousarray(d[::sub, :].T, dtype=np.float32) for d in datasets]
-        else:
-            arrays = [np.ascontiguousarray(d[:, ::sub], dtype=np.float32) for d in datasets]
-    return arrays[0], arrays[1], 1, shape
+            return a, u
+        arrays = [np.asarray(d[()], dtype=np.float32) for d in datasets]
+    if transposed:
+        arrays = [np.ascontiguousarray(x.transpose()) for x in arrays]
+    return arrays[0], arrays[1]
 
 
 def _open_mat_v5(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -350,12 +368,16 @@ def _open_npz(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np
 
 
 def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "a",
-                 output_key: str = "u", expected_meta: Mapping[str, Any] | None = None
-                 ) -> ArraySource:
-    """Open a Burgers dataset at ``resolution`` points per sample, validating it.
+                 output_key: str = "u", expected_meta: Mapping[str, Any] | None = None,
+                 grid_rank: int = 1, grid: str = "periodic") -> ArraySource:
+    """Open a dataset at ``resolution`` points per grid axis, validating it.
 
-    ``path`` is a generated directory (``input_key``/``output_key`` do not apply: its arrays
-    are u0 and u1), a ``.mat`` file (v5 or v7.3), an ``.npz`` or an ``.h5``/``.hdf5`` file.
+    ``path`` is a generated directory (``input_key``/``output_key`` do not apply: meta.json
+    names its arrays, and its own grid kind applies), a ``.mat`` file (v5 or v7.3), an
+    ``.npz`` or an ``.h5``/``.hdf5`` file with ``[N, *grid]`` arrays of ``grid_rank`` grid
+    axes, subsampled as ``grid`` says (:func:`_subsample_step`); e.g. the original Darcy
+    files ``piececonst_r421_N1024_smooth*.mat`` with keys ``coeff`` and ``sol`` on a vertex
+    grid.
     ``expected_meta`` entries must equal those of a generated directory's meta.json (floats to
     1e-12 relative); for files without metadata only ``num_samples`` and ``resolution`` (the
     file's) can be checked, other keys are named in a warning. Raises DataError on any problem
@@ -369,20 +391,21 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
         return _open_generated(path, resolution, expected_meta)
     suffix = path.suffix.lower()
     if suffix in (".mat", ".h5", ".hdf5") and (suffix != ".mat" or h5py.is_hdf5(path)):
-        a, u, sub, file_shape = _open_hdf5(path, resolution, keys, transposed=suffix == ".mat")
+        a, u = _open_hdf5(path, keys, suffix == ".mat", grid_rank)
     elif suffix in (".mat", ".npz"):
         a, u = _open_mat_v5(path, keys) if suffix == ".mat" else _open_npz(path, keys)
-        _check_pair(path, keys, a, u)
-        sub = _subsample_step(path, a.shape[1], resolution)
-        file_shape = a.shape
+        _check_pair(path, keys, a, u, grid_rank)
     else:
         raise _fail(path, f"unsupported format {suffix!r} (expected a generated directory, "
                           ".mat, .npz, .h5 or .hdf5)")
-    _check_shape_meta(path, file_shape, expected_meta)
+    if len(set(a.shape[1:])) > 1:
+        raise _fail(path, f"{input_key!r} has grid {a.shape[1:]}: every grid axis must have "
+                          f"the same number of points")
+    sub, grid = _subsample_step(path, a.shape[1], resolution, grid)
+    _check_shape_meta(path, a.shape[:2], expected_meta)
     for key, array in zip(keys, (a, u), strict=True):
         _check_finite(path, key, array)
-    if not isinstance(a, np.memmap):  # in memory: keep only what is served, as float32
-        a = np.ascontiguousarray(a[:, ::sub], dtype=np.float32)
-        u = np.ascontiguousarray(u[:, ::sub], dtype=np.float32)
-        sub = 1
-    return ArraySource(a, u, path=str(path), sub=sub)
+    if not isinstance(a, np.memmap):  # in memory: float32, on the stored grid
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        u = np.ascontiguousarray(u, dtype=np.float32)
+    return ArraySource(a, u, path=str(path), sub=sub, grid=grid)

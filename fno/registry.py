@@ -1,0 +1,85 @@
+"""Models and problems by name: ``config.model.name`` and ``config.data.name``.
+
+Adding a model is its module (an ``fno.model.FNO`` subclass: a spectral convolution, a grid
+rank, the grid coordinates) plus one line in ``MODELS``; adding a PDE is its generator module
+(``generate_dataset(path, **settings)`` writing a :mod:`fno.data.dataset_dir` directory) plus
+one ``Problem`` in ``PROBLEMS``. Nothing else names a model or a PDE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+from fno.data import burgers, darcy
+from fno.errors import FnoError
+from fno.model import FNO, FNO1d
+from fno.model2d import FNO2d
+
+MODELS: dict[str, type[FNO]] = {"fno1d": FNO1d, "fno2d": FNO2d}
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A dataset fno can generate, or (``generate`` None) a user's file or directory.
+
+    ``grid``: how the stored grid is subsampled to coarser resolutions and how point-wise
+    fields are resampled (:mod:`fno.normalizer`): ``periodic`` points ``j / S`` (every r-th
+    point), ``vertex`` points ``i / (S - 1)`` with both ends kept, ``auto`` for a user's data
+    (periodic where S divides by s, else vertex). ``meta_keys``: the ``data.generate``
+    settings a generated directory's meta.json records and a run checks.
+    """
+
+    grid_rank: int | None  # None: the model's
+    grid: str
+    generate: Callable[..., Any] | None = None
+    meta_keys: tuple[str, ...] = ()
+    cache_name: Callable[[ml_collections.ConfigDict], str] | None = None
+
+
+PROBLEMS: dict[str, Problem] = {
+    "burgers": Problem(
+        grid_rank=1, grid="periodic", generate=burgers.generate_dataset,
+        meta_keys=("num_samples", "resolution", "seed", "nu", "t_final"),
+        cache_name=lambda g: (f"burgers_n{g.num_samples}_s{g.resolution}_nu{g.nu:g}"
+                              f"_t{g.t_final:g}_seed{g.seed}")),
+    "darcy": Problem(
+        grid_rank=2, grid="vertex", generate=darcy.generate_dataset,
+        meta_keys=("num_samples", "resolution", "seed", "a_pos", "a_neg"),
+        cache_name=lambda g: (f"darcy_n{g.num_samples}_s{g.resolution}"
+                              f"_psi{g.a_pos:g}-{g.a_neg:g}_seed{g.seed}")),
+    "file": Problem(grid_rank=None, grid="auto"),
+}
+
+
+def model_class(config: ml_collections.ConfigDict) -> type[FNO]:
+    name = config.model.name
+    if name not in MODELS:
+        raise FnoError(f"config.model.name: unknown model {name!r}; choose one of "
+                       f"{', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def problem(config: ml_collections.ConfigDict) -> Problem:
+    name = config.data.name
+    if name not in PROBLEMS:
+        raise FnoError(f"config.data.name: unknown problem {name!r}; choose one of "
+                       f"{', '.join(PROBLEMS)}")
+    return PROBLEMS[name]
+
+
+def grid_rank(config: ml_collections.ConfigDict) -> int:
+    """The number of grid axes of the run's data, which the model must match."""
+    rank = model_class(config).grid_rank
+    expected = problem(config).grid_rank
+    if expected is not None and expected != rank:
+        raise FnoError(f"config.model.name={config.model.name!r} has {rank} grid axis/axes but "
+                       f"config.data.name={config.data.name!r} has {expected}")
+    return rank
+
+
+def create_model(config: ml_collections.ConfigDict, seed: int) -> FNO:
+    return model_class(config).from_config(config.model, seed)

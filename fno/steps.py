@@ -1,0 +1,174 @@
+"""Pure pieces of training: optimizer, training state, and the train and eval steps.
+
+Nothing here knows devices or execution modes (fno.parallel places and compiles), nor a
+particular model (fno.registry builds it); fno.setup assembles them for the loop, the
+benchmarks and the tests.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from clu import metrics as clu_metrics
+from flax import nnx
+
+from fno import metrics as metrics_lib
+from fno import normalizer as normalizer_lib
+from fno import registry
+
+State = dict[str, Any]
+
+
+def create_optimizer(config: ml_collections.ConfigDict,
+                     steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam with coupled L2 weight decay (as PyTorch's Adam(weight_decay=...)) and a
+    staircase schedule that multiplies the lr by ``lr_decay_factor`` every few epochs."""
+    schedule = optax.exponential_decay(
+        init_value=config.learning_rate,
+        transition_steps=max(1, config.lr_decay_epochs * steps_per_epoch),
+        decay_rate=config.lr_decay_factor,
+        staircase=True,
+    )
+    return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.adam(schedule))
+
+
+def init_state(model: nnx.Module, tx: optax.GradientTransformation,
+               normalizer: dict[str, np.ndarray] | None = None
+               ) -> tuple[nnx.GraphDef, State]:
+    """The model's static structure and the logical training state (plain dicts of arrays).
+
+    A data normaliser (fno.normalizer) rides along as ``state["normalizer"]``: the steps
+    read it and never change it, and checkpoints carry it with the parameters.
+    """
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = nnx.to_pure_dict(params)
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    if normalizer is not None:
+        state["normalizer"] = {k: jnp.asarray(v) for k, v in normalizer.items()}
+    return graphdef, state
+
+
+def create_state(config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
+                 shardings: Callable[[State], Any], normalizer: dict | None = None,
+                 abstract: bool = False) -> tuple[nnx.GraphDef, State]:
+    """:func:`init_state` computed under ``jit`` straight into its final shardings.
+
+    ``shardings(abstract_state)`` gives each leaf's sharding (``Strategy.state_shardings``).
+    Nothing is materialised on one device first, so a model-sharded state that does not fit
+    one device still starts, and every leaf (the optimizer's step count too) is born with
+    the sharding the compiled step expects. ``abstract``: only the shapes, dtypes and
+    shardings (``jax.ShapeDtypeStruct`` leaves), for ahead-of-time compilation.
+    """
+
+    def init() -> State:
+        return init_state(registry.create_model(config, config.seed), tx, normalizer)[1]
+
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: registry.create_model(config, config.seed)),
+                            nnx.Param)
+    shapes = jax.eval_shape(init)
+    placement = shardings(shapes)
+    if abstract:
+        return graphdef, jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, placement)
+    return graphdef, jax.jit(init, out_shardings=placement)()
+
+
+def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
+    """A pure ``apply(params, x) -> y`` for the model structure ``graphdef``."""
+
+    def apply(params, x):
+        return nnx.merge(graphdef, nnx.State(params))(x)
+
+    return apply
+
+
+def make_predict(apply: Callable, grid: str) -> Callable[[State, jax.Array], jax.Array]:
+    """``predict(state, x) -> y``: the model with the state's normaliser, if it has one
+    (``grid``: how its fields resample to ``x``'s resolution, fno.normalizer)."""
+
+    def predict(state: State, x: jax.Array) -> jax.Array:
+        return normalizer_lib.apply_normalized(apply, state["params"], state.get("normalizer"),
+                                               x, grid)
+
+    return predict
+
+
+# --- steps --------------------------------------------------------------------------------
+def _all_finite(*trees: Any) -> jax.Array:
+    """Whether every element of ``trees`` is finite, as one reduction over per-leaf sums.
+
+    A sum is non-finite exactly when a summand is (or the sum overflows float32, which only
+    flags a step that is useless anyway). The flag ends in a single reduce on purpose: a
+    chain of per-leaf scalar ``and``s is fused by XLA:CPU into every element-wise parameter
+    update and re-evaluated per element (README, Performance).
+    """
+    sums = [jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(trees)]
+    return jnp.all(jnp.isfinite(jnp.stack(sums)))
+
+
+def make_train_step(predict: Callable, tx: optax.GradientTransformation) -> Callable:
+    """``step(state, batch, axis_name=None) -> (state, TrainMetrics)``.
+
+    The loss is the mean per-sample relative L2 error over all grid axes (the released code
+    summed it; the mean only rescales), on decoded outputs when there is a normaliser. Under
+    pmap the gradient is averaged over ``axis_name``: every device holds the same number of
+    samples, so this equals the gradient of the global mean.
+
+    A step whose loss or gradient is not finite leaves parameters and optimizer state
+    unchanged and is counted in the metrics; the loop decides whether to stop (the default)
+    or to carry on. Checking on device keeps the loop free of per-step host syncs.
+    """
+
+    def step(state: State, batch, axis_name: str | None = None):
+        def loss_fn(params):
+            pred = predict({**state, "params": params}, batch["x"])
+            rel = metrics_lib.relative_l2(pred, batch["y"])
+            return jnp.mean(rel), (rel, pred)
+
+        grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
+        if axis_name is not None:
+            grads = jax.lax.pmean(grads, axis_name)
+        finite = _all_finite(rel, grads)
+        if axis_name is not None:
+            finite = jax.lax.pmin(finite.astype(jnp.int32), axis_name) > 0
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        keep = functools.partial(jnp.where, finite)
+        new_state = {**state, "step": state["step"] + 1,
+                     "params": jax.tree.map(keep, params, state["params"]),
+                     "opt_state": jax.tree.map(keep, opt_state, state["opt_state"])}
+        mask = jnp.broadcast_to(finite, rel.shape)
+        mse = metrics_lib.mean_squared_error(pred, batch["y"])
+        metrics = metrics_lib.TrainMetrics.empty().replace(
+            train_loss=metrics_lib.sum_over_devices(
+                clu_metrics.Average.from_model_output(rel, mask=mask), axis_name),
+            train_mse=metrics_lib.sum_over_devices(
+                clu_metrics.Average.from_model_output(mse, mask=mask), axis_name),
+            nonfinite_steps=metrics_lib.Count.from_model_output(~finite),
+            first_nonfinite_step=metrics_lib.FirstStep.from_model_output(
+                jnp.where(finite, metrics_lib.NO_STEP, state["step"] + 1)),
+        )
+        return new_state, metrics
+
+    return step
+
+
+def make_eval_step(predict: Callable) -> Callable:
+    """``eval_step(state, batch, axis_name=None) -> EvalMetrics`` over the masked batch."""
+
+    def eval_step(state: State, batch, axis_name: str | None = None):
+        pred = predict(state, batch["x"])
+        metrics = metrics_lib.EvalMetrics.single_from_model_output(
+            rel_l2=metrics_lib.relative_l2(pred, batch["y"]),
+            mse=metrics_lib.mean_squared_error(pred, batch["y"]),
+            mask=batch["mask"] > 0)
+        return metrics_lib.sum_over_devices(metrics, axis_name)
+
+    return eval_step
