@@ -5,8 +5,9 @@
 #
 #   PEER_PYTHON=$(../shared/peer/setup.sh)/bin/python [BASELINE_REV=<git rev>] benchmarks/cpu_suite.sh
 #
-# Writes benchmarks/results/cpu_steps.jsonl (one JSON record per line). The peer is skipped
-# when PEER_PYTHON is unset. BASELINE_REV also times fno basic as of that commit (from a git
+# Writes benchmarks/results/cpu_steps.jsonl (one JSON record per line; OUT_JSONL=<file>
+# elsewhere). The peer is skipped when PEER_PYTHON is unset. RESOLUTIONS="1024" limits the
+# rounds to those s; ROUNDS_ONLY=1 stops after the rounds (a quick before/after check). BASELINE_REV also times fno basic as of that commit (from a git
 # worktree under /tmp) in the same rounds, for before/after comparisons. Run on an otherwise
 # idle machine: timings drift +-20% with load.
 set -euo pipefail
@@ -14,21 +15,22 @@ cd "$(dirname "$0")/.."
 out=benchmarks/results
 peer_script=${PEER_SCRIPT:-../shared/peer/peer_neuralop.py}
 export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
-: > "$out/cpu_steps.jsonl"
+results=${OUT_JSONL:-$out/cpu_steps.jsonl}
+: > "$results"
 record() {  # record IMPL: append /tmp/fno_bench.json, tagged, to the results
   python -c "import json, sys; r = json.load(open('/tmp/fno_bench.json')); r['impl'] = sys.argv[1]; \
-print(json.dumps(r))" "$1" >> "$out/cpu_steps.jsonl"
+print(json.dumps(r))" "$1" >> "$results"
 }
 if [[ -n "${BASELINE_REV:-}" ]]; then
   baseline=/tmp/fno_baseline_$(git rev-parse --short "$BASELINE_REV")
   [[ -d $baseline ]] || git worktree add --detach "$baseline" "$BASELINE_REV" >/dev/null
 fi
 for _ in 1 2; do
-  for s in 256 1024 8192; do
+  for s in ${RESOLUTIONS:-256 1024 8192}; do
     steps=$((s >= 8192 ? 4 : 10))
     if [[ -n "${PEER_PYTHON:-}" ]]; then
       "$PEER_PYTHON" "$peer_script" --resolution "$s" --batch 20 --steps "$steps" --repeats 7 \
-        --threads 2 --n-modes 31 2>/dev/null | tail -n 1 >> "$out/cpu_steps.jsonl"
+        --threads 2 --n-modes 31 2>/dev/null | tail -n 1 >> "$results"
     fi
     for mode in basic scan; do
       python -m fno.benchmark --config="configs/$mode.py" --config.data.resolution="$s" \
@@ -43,6 +45,10 @@ for _ in 1 2; do
     fi
   done
 done
+if [[ -n "${ROUNDS_ONLY:-}" ]]; then
+  python benchmarks/summarize.py "$results"
+  exit 0
+fi
 # The other one-device modes at the paper size (pmap and mesh on a single device).
 for mode in pmap pmap_scan mesh mesh_scan; do
   python -m fno.benchmark --config="configs/$mode.py" --steps=10 --repeats=7 \
@@ -64,4 +70,4 @@ record fno_basic_bf16
 FNO_MALLOC_TUNING=0 GLIBC_TUNABLES="" python -m fno.benchmark --config=configs/basic.py --steps=10 \
   --repeats=7 --output=/tmp/fno_bench.json >/dev/null 2>&1
 record fno_basic_no_thp
-python benchmarks/summarize.py "$out/cpu_steps.jsonl"
+python benchmarks/summarize.py "$results"

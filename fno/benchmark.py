@@ -6,11 +6,11 @@
     python -m fno.benchmark --config=configs/basic.py --loop_overhead --output=/tmp/overhead.json
     python -m fno.benchmark --config=configs/basic.py --compare_modes --output=/tmp/modes.json
 
-The step runs on synthetic data of the configured shape (batch_size x data.resolution), with
-the same state, optimizer and compiled function as training. Reported: compile time, median
-ms/step over repeats after warm-up (with min and max), samples/s, analytic GFLOP/s and its
-fraction of this machine's measured float32 matmul rate, peak host RSS, device memory where
-the backend reports it.
+The step runs on synthetic data of the configured shape (``[batch_size, *grid]`` at
+data.resolution), with the state, optimizer and compiled function of training (fno.setup).
+Reported: compile time, median ms/step over repeats after warm-up (with min and max),
+samples/s, analytic GFLOP/s and its fraction of this machine's measured float32 matmul rate,
+peak host RSS, device memory where the backend reports it.
 
 ``--sweep`` measures the scan performance model T = N (t_dev + t_sync / K): per batch size it
 times the loop (one call per step) and scan with K steps per call, fits t_dev and t_sync by

@@ -22,3 +22,15 @@ def dataset(tmp_path_factory) -> str:
                              resolution=gen.resolution, seed=gen.seed, nu=gen.nu,
                              t_final=gen.t_final)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def darcy_dataset(tmp_path_factory) -> str:
+    """A small generated Darcy dataset matching configs/tiny2d.py, made once per session."""
+    from configs import tiny2d
+    from fno.data import darcy
+
+    gen = tiny2d.get_config().data.generate
+    path = tmp_path_factory.mktemp("data") / "darcy_tiny"
+    darcy.generate_dataset(str(path), **gen.to_dict())
+    return str(path)

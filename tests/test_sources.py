@@ -322,3 +322,37 @@ def test_darcy_directory_opens_on_vertex_subgrids(tmp_path):
     (path / "u.npy").write_bytes(bytes(data))
     with pytest.raises(DataError, match="sha256 does not match"):
         open_dataset(path, 43)
+
+
+def test_two_dimensional_files_in_every_layout(tmp_path):
+    """[N, S, S] arrays (the original Darcy files: keys coeff and sol on the 421 vertex grid)
+    in every file layout, served on vertex subgrids; a periodic or auto grid on request."""
+    rng = np.random.default_rng(3)
+    coeff, sol = rng.standard_normal((2, 5, 13, 13))
+    scipy.io.savemat(tmp_path / "v5.mat", {"coeff": coeff, "sol": sol})
+    write_mat73(tmp_path / "v73.mat", coeff=coeff, sol=sol)
+    write_h5(tmp_path / "plain.h5", coeff=coeff, sol=sol)
+    np.savez(tmp_path / "plain.npz", coeff=coeff, sol=sol)
+    for name in ("v5.mat", "v73.mat", "plain.h5", "plain.npz"):
+        for resolution, step in ((13, 1), (7, 2), (5, 3)):
+            source = open_dataset(tmp_path / name, resolution, input_key="coeff",
+                                  output_key="sol", grid_rank=2, grid="vertex")
+            x, y = source.get_batch(np.array([4, 1]))
+            np.testing.assert_array_equal(x, coeff[[4, 1], ::step, ::step].astype(np.float32),
+                                          err_msg=name)
+            np.testing.assert_array_equal(y, sol[[4, 1], ::step, ::step].astype(np.float32))
+            assert source.grid == "vertex"
+            np.testing.assert_array_equal(source.on_stored_grid().get_batch(np.array([0]))[0],
+                                          coeff[:1].astype(np.float32))
+    np.savez(tmp_path / "even.npz", a=coeff[:, :12, :12], u=sol[:, :12, :12])
+    assert open_dataset(tmp_path / "even.npz", 6, grid_rank=2, grid="auto").grid == "periodic"
+    assert open_dataset(tmp_path / "plain.npz", 7, input_key="coeff", output_key="sol",
+                        grid_rank=2, grid="auto").grid == "vertex"
+    with pytest.raises(DataError, match=r"must have rank 2 \[samples, points\], got shape"):
+        open_dataset(tmp_path / "plain.npz", 13, input_key="coeff", output_key="sol")
+    with pytest.raises(DataError, match="is not a subgrid of 13"):
+        open_dataset(tmp_path / "plain.npz", 6, input_key="coeff", output_key="sol",
+                     grid_rank=2, grid="vertex")
+    np.savez(tmp_path / "oblong.npz", a=coeff[:, :, :7], u=sol[:, :, :7])
+    with pytest.raises(DataError, match="same number of points"):
+        open_dataset(tmp_path / "oblong.npz", 7, grid_rank=2)

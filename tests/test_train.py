@@ -126,6 +126,9 @@ BAD_INPUTS = {
     "unknown config field": ["--config.not_a_field=3"],
     "unknown compute dtype": ["--config.model.dtype=float8"],
     "wrong type": ["--config.batch_size=eight"],
+    "unknown model": ["--config.model.name=fno9d"],
+    "model and data grid ranks differ": ["--config.model.name=fno2d"],
+    "own data without a path": ["--config.data.name=file", "--config.data.dir="],
 }
 
 
