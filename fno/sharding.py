@@ -151,8 +151,14 @@ class Layout:
     def batch_sharding(self, shape: Sequence[int], stacked: bool) -> NamedSharding:
         """A host batch leaf ``[b, *grid]`` (``[k, b, *grid]`` when ``stacked``; the eval
         mask is ``[b]``): batch over 'data', grid axes as the rules say."""
-        logical = (None,) * stacked + ("batch", *GRID_AXES)
-        return self.named(self.spec(logical, shape))
+        # No divisibility test here: in a multi-process run ``shape`` is this process's
+        # share, whose batch a 'data' axis spanning several processes does not divide; the
+        # global sizes were validated (fno.configuration).
+        logical = ((None,) * stacked + ("batch", *GRID_AXES))[:len(shape)]
+        entries = [self.mesh_axis(axis) for axis in logical]
+        while entries and entries[-1] is None:
+            entries.pop()
+        return self.named(P(*entries))
 
     # --- state ------------------------------------------------------------------------------
     def param_spec(self, path: Sequence[Any], shape: Sequence[int]) -> P:
