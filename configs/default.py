@@ -7,6 +7,7 @@ command line, e.g. ``--config.batch_size=40 --config.data.resolution=512``.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -71,12 +72,16 @@ def get_config() -> ml_collections.ConfigDict:
     data.input_key = "a"
     data.output_key = "u"
     # Training split: the first num_train samples; test split: the last num_test samples.
-    data.num_train = 1000
-    data.num_test = 200
+    # None (the default): 1000 and 200, or for a smaller dataset a sixth of it for testing and
+    # the rest for training.
+    data.num_train = config_dict.placeholder(int)
+    data.num_test = config_dict.placeholder(int)
     # Training resolution s: the file's grid subsampled by an integer factor ([:, ::sub]).
     data.resolution = 1024
-    # Extra test resolutions for zero-shot super-resolution (each must divide the file's).
-    data.eval_resolutions = (2048, 4096, 8192)
+    # Extra test resolutions for zero-shot super-resolution, e.g. (2048, 4096); each must be a
+    # subgrid of the data's. None (the default): every power-of-two subgrid of the data finer
+    # than data.resolution (2048, 4096, 8192 for the default data), () for none.
+    data.eval_resolutions = config_dict.placeholder(tuple)
     # Point-wise Gaussian normaliser of inputs and outputs, fitted on the training split and
     # saved with the checkpoint (the released Darcy code uses one; its Burgers code does not).
     data.normalize = False

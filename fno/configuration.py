@@ -6,6 +6,7 @@ any work starts, so a typo costs a second instead of a crashed job an hour in.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -25,6 +26,7 @@ _POSITIVE_INTS = (
     "data.resolution", "model.width", "model.modes", "model.num_layers",
     "model.projection_width", "data.generate.num_samples", "data.generate.resolution",
 )
+_CHOSEN_FROM_DATA = ("data.num_train", "data.num_test")  # None: fno.datasets.split_sizes
 _NON_NEGATIVE_INTS = ("num_epochs", "log_every_steps", "eval_every_steps",
                       "checkpoint_every_steps", "num_plot_samples", "lr_decay_epochs")
 
@@ -47,6 +49,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                        f"config.data.dir to its file or directory")
     for name in _POSITIVE_INTS:
         value = _get(config, name)
+        if value is None and name in _CHOSEN_FROM_DATA:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise FnoError(f"config.{name} must be a positive integer, got {value!r}")
     for name in _NON_NEGATIVE_INTS:
@@ -70,7 +74,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise FnoError(f"config.model.dtype: unknown {config.model.dtype!r}; "
                        f"choose one of {', '.join(COMPUTE_DTYPES)}")
     _validate_mesh(config)
-    for resolution in (config.data.resolution, *config.data.eval_resolutions):
+    for resolution in (config.data.resolution, *(config.data.eval_resolutions or ())):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
             raise FnoError(f"config.data resolutions must be positive integers, got "
                            f"{resolution!r}")
@@ -125,7 +129,7 @@ def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) 
         if (jax.default_backend() == "cpu" and registry.grid_rank(config) == 2
                 and layout.mesh_axis("grid_y")
                 and any(resolve_spectral_impl_2d(config.model.spectral_impl, r, r) == "fft"
-                        for r in (config.data.resolution, *config.data.eval_resolutions))):
+                        for r in (config.data.resolution, *(config.data.eval_resolutions or ())))):
             raise FnoError("config.spatial_sharding: XLA:CPU's FFT cannot take a sharded last "
                            "grid axis (y); shard only x or use config.model.spectral_impl="
                            "'dft'")
@@ -137,7 +141,7 @@ def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) 
         for grid_axis in GRID_AXES:
             axis = layout.mesh_axis(grid_axis)
             ways = layout.axis_size(axis)
-            for resolution in (config.data.resolution, *config.data.eval_resolutions):
+            for resolution in (config.data.resolution, *(config.data.eval_resolutions or ())):
                 if resolution % ways:
                     raise FnoError(f"resolution {resolution} is not divisible by the {ways} "
                                    f"devices of mesh axis {axis!r}")
@@ -157,6 +161,15 @@ def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) 
     if config.batch_size % jax.process_count():
         raise FnoError(f"config.batch_size={config.batch_size} is not divisible by the "
                        f"process count {jax.process_count()}")
+
+
+def resolution_divisor(strategy: Strategy) -> int:
+    """What every grid size must be a multiple of: the sizes of the mesh axes that shard
+    grid axes (1 without spatial sharding)."""
+    layout = getattr(strategy, "layout", None)
+    if layout is None:
+        return 1
+    return math.lcm(*(layout.axis_size(layout.mesh_axis(a)) for a in GRID_AXES))
 
 
 def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:

@@ -149,7 +149,11 @@ def _local_copy(remote: epath.Path) -> str:
 def resolve(config: ml_collections.ConfigDict) -> tuple[str, dict | None]:
     """This process's local dataset path, generating or downloading it when needed.
 
-    Returns the path and the metadata a generated directory must match (None for files).
+    Returns the path and the metadata a generated directory must match: the ``data.generate``
+    settings where fno generates (or has generated, in its cache) the data; None for data a
+    user names in ``data.dir``, which its own meta.json (or its arrays) describe. What
+    protects a run from data that changed under it is the checkpoint (its dataset
+    fingerprint, fno.checkpoint.check_run).
     """
     data = config.data
     if data.dir and storage.is_remote(data.dir):
@@ -158,7 +162,7 @@ def resolve(config: ml_collections.ConfigDict) -> tuple[str, dict | None]:
         local = _local_copy(remote)
         if is_file:  # keep the suffix: it selects the reader
             return _with_suffix(local, remote.suffix), None
-        return local, _generated_meta(config)
+        return local, None
     path = (os.path.abspath(os.path.expanduser(data.dir)) if data.dir
             else default_data_dir(config))
     if os.path.splitext(path)[1].lower() in _FILE_SUFFIXES:
@@ -167,7 +171,8 @@ def resolve(config: ml_collections.ConfigDict) -> tuple[str, dict | None]:
         return path, None
     if not os.path.exists(path):
         _generate_if_missing(path, config)
-    return path, _generated_meta(config)
+        return path, _generated_meta(config)
+    return path, None if data.dir else _generated_meta(config)
 
 
 def _with_suffix(path: str, suffix: str) -> str:
@@ -191,7 +196,18 @@ def fingerprint(path: str) -> str:
     return f"{os.path.getsize(path)}-{hashlib.sha256(head).hexdigest()[:16]}"
 
 
-def _open(config: ml_collections.ConfigDict) -> Splits:
+def split_sizes(num: int, num_train: int | None, num_test: int | None) -> tuple[int, int]:
+    """Training and test split sizes for ``num`` samples; a None size is chosen: the test
+    split the last 200 samples or a sixth of them if that is fewer, the training split the
+    first 1000 or the rest (the paper's 1000 / 200 on the default 2048 samples)."""
+    if num_test is None:
+        num_test = min(200, max(1, num // 6))
+    if num_train is None:
+        num_train = max(1, min(1000, num - num_test))
+    return num_train, num_test
+
+
+def _open(config: ml_collections.ConfigDict, resolution_divisor: int) -> Splits:
     data = config.data
     try:
         path, expected = resolve(config)
@@ -199,23 +215,31 @@ def _open(config: ml_collections.ConfigDict) -> Splits:
         where = f" {e.filename}" if e.filename else ""
         raise FnoError(f"dataset{where}: {e.strerror or e} (data.dir {data.dir!r}, "
                        f"cache {cache_root()})") from e
+    def open_at(resolution: int) -> sources.ArraySource:
+        return sources.open_dataset(path, resolution, input_key=data.input_key,
+                                    output_key=data.output_key, expected_meta=expected,
+                                    grid_rank=registry.grid_rank(config),
+                                    grid=registry.problem(config).grid)
+
     try:
-        resolutions = [data.resolution] + [r for r in data.eval_resolutions
-                                           if r != data.resolution]
-        problem = registry.problem(config)
-        full = {r: sources.open_dataset(path, r, input_key=data.input_key,
-                                        output_key=data.output_key, expected_meta=expected,
-                                        grid_rank=registry.grid_rank(config),
-                                        grid=problem.grid)
-                for r in dict.fromkeys(resolutions)}
+        full = {data.resolution: open_at(data.resolution)}
+        if data.eval_resolutions is None:  # what the data support (sources.finer_resolutions)
+            stored = full[data.resolution]
+            extra = [r for r in sources.finer_resolutions(stored.stored_resolution,
+                                                          data.resolution, stored.grid)
+                     if r % resolution_divisor == 0]
+        else:
+            extra = [r for r in data.eval_resolutions if r != data.resolution]
+        full.update({r: open_at(r) for r in dict.fromkeys(extra)})
     except sources.DataError as e:
         raise FnoError(str(e)) from e
     num = full[data.resolution].num_samples
-    if data.num_train + data.num_test > num:
-        raise FnoError(f"config.data.num_train + num_test = {data.num_train + data.num_test} "
+    num_train, num_test = split_sizes(num, data.num_train, data.num_test)
+    if num_train + num_test > num:
+        raise FnoError(f"config.data.num_train + num_test = {num_train + num_test} "
                        f"exceeds the {num} samples in {path}")
-    train = full[data.resolution].subset(0, data.num_train)
-    test = {r: source.subset(num - data.num_test, num) for r, source in full.items()}
+    train = full[data.resolution].subset(0, num_train)
+    test = {r: source.subset(num - num_test, num) for r, source in full.items()}
     fields = None
     if data.normalize:
         # Point-wise statistics commute with subsampling: fitted on the stored grid, they
@@ -227,15 +251,17 @@ def _open(config: ml_collections.ConfigDict) -> Splits:
     return Splits(train=train, test=test, fingerprint=fingerprint(path), normalizer=fields)
 
 
-def load(config: ml_collections.ConfigDict) -> Splits:
-    """Open the dataset; the train split at ``data.resolution``, test at every resolution.
+def load(config: ml_collections.ConfigDict, resolution_divisor: int = 1) -> Splits:
+    """Open the dataset; the train split at ``data.resolution``, test at every resolution
+    (``data.eval_resolutions``, or when None every finer power-of-two subgrid the data
+    have whose size ``resolution_divisor`` divides).
 
     Collective in a multi-process job: every process opens its own copy, then all agree
     that each succeeded and that the copies are identical, before anything else happens.
     """
     splits, error = None, None
     try:
-        splits = _open(config)
+        splits = _open(config, resolution_divisor)
     except FnoError as e:
         error = str(e)
     collective.agree("dataset", error)

@@ -145,7 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strategy,
            cleanup: contextlib.ExitStack) -> dict[str, Any]:
     is_writer = jax.process_index() == 0
-    data = datasets.load(config)
+    data = datasets.load(config, configuration.resolution_divisor(strategy))
     if config.batch_size > len(data.train):
         raise FnoError(f"config.batch_size = {config.batch_size} is larger than the training "
                        f"set ({len(data.train)} samples, config.data.num_train)")
@@ -168,7 +168,7 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
 
     cleanup.push(close_checkpointer)
     run_facts = {"batch_size": config.batch_size, "seed": config.seed,
-                 "num_train": config.data.num_train, "dataset": data.fingerprint}
+                 "num_train": len(data.train), "dataset": data.fingerprint}
     # The newest checkpoint that reads back (damaged ones are moved aside, unfinished writes
     # of a killed run removed); step 0 and no state when there is none.
     start_step, restored, data_restored = checkpointer.restore_latest(

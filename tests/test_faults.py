@@ -9,6 +9,7 @@ go through main.py in a subprocess; the rest run in-process to keep the file fas
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -350,13 +351,31 @@ def test_dataset_changed_after_generation_is_refused(dataset, tmp_path):
     assert not (tmp_path / "w" / "checkpoints").exists()  # refused before training
 
 
-def test_dataset_generated_with_other_parameters_is_refused(dataset, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(dataset, data)
-    result = subprocess.run(main_command(tmp_path / "w", str(data),
-                                         "--config.data.generate.nu=0.2"),
-                            cwd=ROOT, env=main_env(), capture_output=True, text=True,
+def test_own_data_needs_no_extra_flags_and_a_changed_dataset_is_refused_on_resume(
+        tmp_path):
+    """A directory that exists is described by its own meta.json: generated with other
+    settings than data.generate, with fewer samples and a coarser grid than the defaults
+    assume, it trains with no data flags (splits and evaluation resolutions come from the
+    data). The checkpoint is what protects a run: resuming on changed data is one line."""
+    from fno.data import burgers
+
+    own = burgers.generate_dataset(tmp_path / "own", num_samples=30, resolution=128, seed=4,
+                                   nu=0.2)
+    command = [sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path / 'w'}",
+               f"--config={ROOT}/configs/basic.py", f"--config.data.dir={own}",
+               "--config.num_train_steps=3", "--config.data.resolution=64",
+               "--config.batch_size=5", "--config.model.width=8", "--config.model.modes=4"]
+    result = subprocess.run(command, cwd=ROOT, env=main_env(), capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "w" / "results.json").read_text())
+    assert sorted(k for k in results if k.startswith("test_rel_l2")) == [
+        "test_rel_l2", "test_rel_l2_s128"]  # every finer power-of-two subgrid of the data
+
+    shutil.rmtree(own)  # the same path, other data
+    burgers.generate_dataset(own, num_samples=30, resolution=128, seed=5, nu=0.2)
+    command[command.index("--config.num_train_steps=3")] = "--config.num_train_steps=6"
+    result = subprocess.run(command, cwd=ROOT, env=main_env(), capture_output=True, text=True,
                             timeout=240)
     line = one_error_line(result)
-    assert str(data / "meta.json") in line and "nu is 0.1, expected 0.2" in line
-    assert not (tmp_path / "w" / "checkpoints").exists()
+    assert "was trained with the dataset" in line and "another --workdir" in line

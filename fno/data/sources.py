@@ -71,6 +71,11 @@ class ArraySource:
         return self._path
 
     @property
+    def stored_resolution(self) -> int:
+        """Points per grid axis in the file (before subsampling)."""
+        return int(self._inputs.shape[1])
+
+    @property
     def resolution(self) -> int:
         return len(range(0, self._inputs.shape[1], self._sub))  # per grid axis
 
@@ -167,6 +172,31 @@ class ArraySource:
 GRIDS = ("periodic", "vertex", "auto")
 
 
+def supported_resolutions(file_resolution: int, grid: str) -> list[int]:
+    """Every resolution a stored grid can serve by subsampling, largest first."""
+    if grid == "vertex":
+        n = file_resolution - 1
+        return [n // r + 1 for r in range(1, n + 1) if n % r == 0 and n // r >= 1]
+    return [file_resolution // r for r in range(1, file_resolution + 1)
+            if file_resolution % r == 0]
+
+
+def finer_resolutions(file_resolution: int, resolution: int, grid: str) -> list[int]:
+    """The default evaluation resolutions: every power-of-two subsampling of the stored grid
+    (the grid itself included) finer than ``resolution``, finest first."""
+    found, step = [], 1
+    while True:
+        n = file_resolution - 1 if grid == "vertex" else file_resolution
+        if n % step:
+            break
+        r = n // step + (grid == "vertex")
+        if r <= resolution:
+            break
+        found.append(r)
+        step *= 2
+    return found
+
+
 def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
                     grid: str = "periodic") -> tuple[int, str]:
     """The step r that serves ``resolution`` points per axis from the file's grid, and the
@@ -177,14 +207,15 @@ def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
         raise _fail(path, f"resolution must be a positive integer, got {resolution!r}")
     if grid == "auto":
         grid = "periodic" if file_resolution % resolution == 0 else "vertex"
+    valid = ", ".join(str(r) for r in supported_resolutions(file_resolution, grid)[:12])
     if grid == "vertex":
         try:
             return darcy.subsample_step(file_resolution, resolution), grid
         except ValueError as e:
-            raise _fail(path, str(e)) from e
+            raise _fail(path, f"{e}; valid resolutions: {valid}") from e
     if file_resolution % resolution:
         raise _fail(path, f"resolution {resolution} does not divide the file's resolution "
-                          f"{file_resolution}")
+                          f"{file_resolution}; valid resolutions: {valid}")
     return file_resolution // resolution, grid
 
 
