@@ -38,6 +38,12 @@ def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
     return value
 
 
+def _resolutions(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """The training resolution and the explicit evaluation ones (None: chosen from the data,
+    fno.datasets)."""
+    return (config.data.resolution, *(config.data.eval_resolutions or ()))
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Device-independent checks of field values and their combinations."""
     if config.mode not in MODES:
@@ -74,7 +80,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise FnoError(f"config.model.dtype: unknown {config.model.dtype!r}; "
                        f"choose one of {', '.join(COMPUTE_DTYPES)}")
     _validate_mesh(config)
-    for resolution in (config.data.resolution, *(config.data.eval_resolutions or ())):
+    for resolution in _resolutions(config):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
             raise FnoError(f"config.data resolutions must be positive integers, got "
                            f"{resolution!r}")
@@ -129,7 +135,7 @@ def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) 
         if (jax.default_backend() == "cpu" and registry.grid_rank(config) == 2
                 and layout.mesh_axis("grid_y")
                 and any(resolve_spectral_impl_2d(config.model.spectral_impl, r, r) == "fft"
-                        for r in (config.data.resolution, *(config.data.eval_resolutions or ())))):
+                        for r in _resolutions(config))):
             raise FnoError("config.spatial_sharding: XLA:CPU's FFT cannot take a sharded last "
                            "grid axis (y); shard only x or use config.model.spectral_impl="
                            "'dft'")
@@ -138,13 +144,12 @@ def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) 
         if config.model.width % ways:
             raise FnoError(f"config.model.width={config.model.width} is not divisible by the "
                            f"{ways} devices of mesh axis {model_axis!r}")
-        for grid_axis in GRID_AXES:
-            axis = layout.mesh_axis(grid_axis)
-            ways = layout.axis_size(axis)
-            for resolution in (config.data.resolution, *(config.data.eval_resolutions or ())):
-                if resolution % ways:
-                    raise FnoError(f"resolution {resolution} is not divisible by the {ways} "
-                                   f"devices of mesh axis {axis!r}")
+        ways = resolution_divisor(strategy)
+        axes = [layout.mesh_axis(a) for a in GRID_AXES if layout.mesh_axis(a)]
+        for resolution in _resolutions(config):
+            if resolution % ways:
+                raise FnoError(f"resolution {resolution} is not divisible by the {ways} "
+                               f"devices of mesh axis {' and '.join(map(repr, axes))}")
         inner = strategy.mesh.size // strategy.mesh.shape[DATA_AXIS]
         if jax.process_count() > 1 and (strategy.mesh.axis_names[0] != DATA_AXIS
                                         or jax.local_device_count() % inner):

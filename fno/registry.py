@@ -55,20 +55,19 @@ PROBLEMS: dict[str, Problem] = {
 }
 
 
+def _lookup(table: dict[str, Any], name: str, field: str, what: str) -> Any:
+    if name not in table:
+        raise FnoError(f"config.{field}: unknown {what} {name!r}; choose one of "
+                       f"{', '.join(table)}")
+    return table[name]
+
+
 def model_class(config: ml_collections.ConfigDict) -> type[FNO]:
-    name = config.model.name
-    if name not in MODELS:
-        raise FnoError(f"config.model.name: unknown model {name!r}; choose one of "
-                       f"{', '.join(MODELS)}")
-    return MODELS[name]
+    return _lookup(MODELS, config.model.name, "model.name", "model")
 
 
 def problem(config: ml_collections.ConfigDict) -> Problem:
-    name = config.data.name
-    if name not in PROBLEMS:
-        raise FnoError(f"config.data.name: unknown problem {name!r}; choose one of "
-                       f"{', '.join(PROBLEMS)}")
-    return PROBLEMS[name]
+    return _lookup(PROBLEMS, config.data.name, "data.name", "problem")
 
 
 def grid_rank(config: ml_collections.ConfigDict) -> int:

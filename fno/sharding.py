@@ -114,6 +114,13 @@ def make_mesh(shape: Sequence[int], axes: Sequence[str],
                 axis_types=(AxisType.Auto,) * len(axes))
 
 
+def _canonical(entries: list[str | None]) -> P:
+    """``P(*entries)`` without trailing Nones: P('a', None) is P('a'), one form per layout."""
+    while entries and entries[-1] is None:
+        entries = entries[:-1]
+    return P(*entries)
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """A mesh, the logical-to-mesh axis rules, and the model's parameter axes."""
@@ -143,9 +150,7 @@ class Layout:
         for i, n in enumerate(shape):
             axis = self.mesh_axis(logical[i]) if i < len(logical) else None
             entries.append(axis if axis and n % self.axis_size(axis) == 0 else None)
-        while entries and entries[-1] is None:  # P('a', None) is P('a'): one canonical form
-            entries.pop()
-        return P(*entries)
+        return _canonical(entries)
 
     # --- batches --------------------------------------------------------------------------
     def batch_sharding(self, shape: Sequence[int], stacked: bool) -> NamedSharding:
@@ -155,10 +160,7 @@ class Layout:
         # share, whose batch a 'data' axis spanning several processes does not divide; the
         # global sizes were validated (fno.configuration).
         logical = ((None,) * stacked + ("batch", *GRID_AXES))[:len(shape)]
-        entries = [self.mesh_axis(axis) for axis in logical]
-        while entries and entries[-1] is None:
-            entries.pop()
-        return self.named(P(*entries))
+        return self.named(_canonical([self.mesh_axis(axis) for axis in logical]))
 
     # --- state ------------------------------------------------------------------------------
     def param_spec(self, path: Sequence[Any], shape: Sequence[int]) -> P:
