@@ -25,12 +25,12 @@
 #                        timeout (100 s by default) or forever.
 #   DRY_RUN=1            print the commands instead of running them
 #
-# Each process's stdout and stderr lines are prefixed with "[p<i>] ". Exit status: 0 if all
-# processes succeed, else the status of the first one that failed (128+signal if the launcher
-# was interrupted). SIGINT/SIGTERM are forwarded to every process as SIGTERM (which lets a
-# trainer with a preemption handler checkpoint); a second signal kills them. A Ctrl-C in a
-# terminal, which signals the whole process group, counts once, and the processes' output
-# keeps flowing while they save.
+# Each process's stdout and stderr lines are prefixed with "[p<i>] " and go to the launcher's
+# stdout and stderr respectively. Exit status: 0 if all processes succeed, else the status of
+# the first one that failed (128+signal if the launcher was interrupted). SIGINT/SIGTERM are
+# forwarded to every process as SIGTERM (which lets a trainer with a preemption handler
+# checkpoint); a second signal kills them. A Ctrl-C in a terminal, which signals the whole
+# process group, counts once, and the processes' output keeps flowing while they save.
 # Each process gets FNO_COORDINATOR_ADDRESS, FNO_NUM_PROCESSES and FNO_PROCESS_ID (read by
 # fno/distributed.py), and JAX_PLATFORMS=cpu.
 set -euo pipefail
@@ -151,7 +151,10 @@ trap 'on_signal INT 130' INT
 trap 'on_signal TERM 143' TERM
 
 for ((i = 0; i < num_processes && signals == 0; i++)); do
-  FNO_PROCESS_ID="$i" "$python" "$main" "$@" > >(prefix "[p$i] ") 2>&1 &
+  # stdout and stderr keep their own pipes (and prefixers): on one pipe, the unbuffered
+  # writes of Python and of C++ libraries (gloo logs a line in several writes) would split
+  # each other's lines.
+  FNO_PROCESS_ID="$i" "$python" "$main" "$@" > >(prefix "[p$i] ") 2> >(prefix "[p$i] " >&2) &
   live+=("$!")
 done
 starting=0

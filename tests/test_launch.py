@@ -105,6 +105,12 @@ assert jax.device_count() == 2 * jax.local_device_count()
 gathered = multihost_utils.process_allgather(jnp.array([100 + jax.process_index()]))
 print("gathered", gathered.ravel().tolist(), "in", os.getcwd())
 print("line one\\nline two")
+# A line written in pieces to each stream, interleaved, as gloo's C++ logging and unbuffered
+# Python output do: each stream's lines must stay whole.
+os.write(1, b"split ")
+os.write(2, b"[lib] message in ")
+os.write(1, b"line\\n")
+os.write(2, b"two writes\\n")
 """
 
 
@@ -119,6 +125,8 @@ def test_local_runs_two_processes_with_a_collective(tmp_path):
     for i in range(2):
         assert f"[p{i}] gathered [100, 101] in {tmp_path}" in lines, result.stdout
         assert f"[p{i}] line one" in lines and f"[p{i}] line two" in lines
+        assert f"[p{i}] split line" in lines, result.stdout
+        assert f"[p{i}] [lib] message in two writes" in result.stderr.splitlines(), result.stderr
     assert all(re.match(r"\[p[01]\] ", line) for line in lines), result.stdout
 
 
