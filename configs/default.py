@@ -98,6 +98,11 @@ def get_config() -> ml_collections.ConfigDict:
     model.name = "fno1d"
     model.width = 64
     model.modes = 16
+    # Input and output channels: None (the default) takes them from the data, whose inputs and
+    # outputs are [N, *grid] (one channel) or [N, *grid, C]; a value that contradicts the data
+    # is an error.
+    model.in_channels = config_dict.placeholder(int)
+    model.out_channels = config_dict.placeholder(int)
     model.num_layers = 4
     model.activation = "gelu"
     model.projection_width = 128

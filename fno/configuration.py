@@ -24,9 +24,12 @@ MESH_MODES = ("mesh", "mesh_scan")
 _POSITIVE_INTS = (
     "batch_size", "steps_per_call", "keep_checkpoints", "data.num_train", "data.num_test",
     "data.resolution", "model.width", "model.modes", "model.num_layers",
-    "model.projection_width", "data.generate.num_samples", "data.generate.resolution",
+    "model.projection_width", "model.in_channels", "model.out_channels",
+    "data.generate.num_samples", "data.generate.resolution",
 )
-_CHOSEN_FROM_DATA = ("data.num_train", "data.num_test")  # None: fno.datasets.split_sizes
+# None: chosen from the data (fno.datasets.split_sizes, fno.datasets.resolve_channels).
+_CHOSEN_FROM_DATA = ("data.num_train", "data.num_test", "model.in_channels",
+                     "model.out_channels")
 _NON_NEGATIVE_INTS = ("num_epochs", "log_every_steps", "eval_every_steps",
                       "checkpoint_every_steps", "num_plot_samples", "lr_decay_epochs")
 

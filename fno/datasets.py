@@ -54,6 +54,16 @@ class Splits:
         """How the stored grid subsamples ("periodic" or "vertex")."""
         return self.train.grid
 
+    @property
+    def in_channels(self) -> int:
+        """Input channels per grid point (1: samples are ``[*grid]``, else ``[*grid, C]``)."""
+        return self.train.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels per grid point (1: samples are ``[*grid]``, else ``[*grid, C]``)."""
+        return self.train.out_channels
+
 
 def cache_root() -> str:
     """This host's dataset cache: ``FNO_DATA_DIR`` or ``~/.cache/fno``."""
@@ -194,6 +204,29 @@ def fingerprint(path: str) -> str:
     with open(path, "rb") as f:
         head = f.read(1 << 20)
     return f"{os.path.getsize(path)}-{hashlib.sha256(head).hexdigest()[:16]}"
+
+
+def resolve_channels(config: ml_collections.ConfigDict,
+                     data: Splits) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with ``model.in_channels`` and ``model.out_channels`` set to the
+    data's (``config`` itself is left as it is; it may be locked).
+
+    None in the config means "from the data"; an explicit value that contradicts the data is
+    a one-line FnoError naming both numbers.
+    """
+    found = {"in_channels": ("input", data.in_channels),
+             "out_channels": ("output", data.out_channels)}
+    for name, (what, count) in found.items():
+        given = config.model.get(name)
+        if given is not None and given != count:
+            raise FnoError(f"config.model.{name}={given}, but the data {data.train.path} have "
+                           f"{count} {what} channel(s); leave it unset (None) to take it from "
+                           f"the data")
+    resolved = config.copy_and_resolve_references()
+    with resolved.unlocked():
+        for name, (_, count) in found.items():
+            resolved.model[name] = count
+    return resolved
 
 
 def split_sizes(num: int, num_train: int | None, num_test: int | None) -> tuple[int, int]:

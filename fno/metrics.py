@@ -13,20 +13,24 @@ import jax.numpy as jnp
 from clu import metrics
 
 
-def _grid_axes(x: jax.Array) -> tuple[int, ...]:
+def _sample_axes(x: jax.Array) -> tuple[int, ...]:
+    """Every axis but the batch: the grid axes and, with several channels, the channel axis."""
     return tuple(range(1, x.ndim))
 
 
 def relative_l2(pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Per-sample relative L2 error ``||pred - target|| / ||target||`` over every grid axis
-    of ``[b, *grid]``."""
-    diff = jnp.sqrt(jnp.sum(jnp.square(pred - target), axis=_grid_axes(target)))
-    return diff / jnp.sqrt(jnp.sum(jnp.square(target), axis=_grid_axes(target)))
+    """Per-sample relative L2 error ``||pred - target|| / ||target||`` of ``[b, *grid]`` or
+    ``[b, *grid, C]``, over all non-batch axes: with several output channels one error per
+    sample over the whole output field (all channels together, not a mean of per-channel
+    errors)."""
+    diff = jnp.sqrt(jnp.sum(jnp.square(pred - target), axis=_sample_axes(target)))
+    return diff / jnp.sqrt(jnp.sum(jnp.square(target), axis=_sample_axes(target)))
 
 
 def mean_squared_error(pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Per-sample mean squared error over every grid axis of ``[b, *grid]``."""
-    return jnp.mean(jnp.square(pred - target), axis=_grid_axes(target))
+    """Per-sample mean squared error over all non-batch axes (grid and channels) of
+    ``[b, *grid]`` or ``[b, *grid, C]``."""
+    return jnp.mean(jnp.square(pred - target), axis=_sample_axes(target))
 
 
 NO_STEP = 2**31 - 1  # "no non-finite step seen" for FirstStep

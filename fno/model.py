@@ -13,7 +13,8 @@ With autodiff through channel-last ``[b, s, c]`` einsums, XLA:CPU surrounded the
 weight gradients with transposing copies of whole activations and sent the weight gradients
 to a slow transposed-operand matmul; this layout made the CPU training step about 1.5x faster
 (README, Performance). The model's input and output, ``[batch, grid]``, are already in this
-layout with one channel.
+layout with one channel; several channels come as a trailing axis, ``[batch, grid, channels]``,
+and are moved to the front once on the way in and back once on the way out.
 
 The spectral weights are complex in the paper; here they are stored as two real parameters
 (``weight_real``, ``weight_imag``). ``jax.grad`` of a real loss with respect to a complex
@@ -283,9 +284,15 @@ PARAM_AXES: dict[tuple[str, str], tuple[str | None, ...]] = {
 
 class FNO(nnx.Module):
     """The layer stack every FNO shares, created in one order (so one seed gives the same
-    parameters): lift ``(input, grid coordinates) -> width``, ``num_layers`` spectral
+    parameters): lift ``(input channels, grid coordinates) -> width``, ``num_layers`` spectral
     convolutions with their pointwise maps, GELU except after the last, and the projection
-    ``width -> projection_width -> 1``.
+    ``width -> projection_width -> out_channels``.
+
+    Channels: one input (output) channel is ``[batch, *grid]``, as the released code; several
+    are a trailing axis, ``[batch, *grid, in_channels]`` (``[batch, *grid, out_channels]``).
+    The lift kernel is ``[in_channels + grid_rank, width]`` (the input channels' rows first,
+    then the coordinates'), ``project_out``'s ``[projection_width, out_channels]``: with one
+    channel these are the single-channel shapes, drawn in the same order from the same seed.
 
     A subclass names its spectral convolution, its number of grid axes and a dense map for
     its activation layout; ``grid_rank`` and ``param_axes`` are what the registry
@@ -301,6 +308,8 @@ class FNO(nnx.Module):
         *,
         width: int | None = None,
         modes: int | None = None,
+        in_channels: int = 1,
+        out_channels: int = 1,
         num_layers: int = 4,
         activation: str = "gelu",
         projection_width: int = 128,
@@ -313,21 +322,33 @@ class FNO(nnx.Module):
                              f"got {activation!r}")
         if dtype not in COMPUTE_DTYPES:
             raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
         width = width or self.default_width
         modes = modes or self.default_modes
         self.activation = activation
         self.dtype = dtype
-        self.lift = dense(1 + self.grid_rank, width, rngs)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.lift = dense(self.in_channels + self.grid_rank, width, rngs)
         self.spectral = nnx.List([self.spectral_conv(width, width, modes, impl=spectral_impl,
                                                      rngs=rngs) for _ in range(num_layers)])
         self.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
         self.project_hidden = dense(width, projection_width, rngs)
-        self.project_out = dense(projection_width, 1, rngs)
+        self.project_out = dense(projection_width, self.out_channels, rngs)
 
     @classmethod
     def from_config(cls, model: Any, seed: int) -> FNO:
-        """The model of ``config.model`` with parameters drawn from ``seed``."""
-        return cls(width=model.width, modes=model.modes, num_layers=model.num_layers,
+        """The model of ``config.model`` with parameters drawn from ``seed``.
+
+        ``model.in_channels``/``out_channels`` are set from the data before training
+        (fno.datasets.resolve_channels); a config never resolved against data (None, or a
+        config without the fields, as the benchmarks build) gets one channel each.
+        """
+        channels = {name: 1 if model.get(name) is None else model[name]
+                    for name in ("in_channels", "out_channels")}
+        return cls(width=model.width, modes=model.modes, **channels,
+                   num_layers=model.num_layers,
                    activation=model.activation, projection_width=model.projection_width,
                    spectral_impl=model.spectral_impl, dtype=model.dtype,
                    rngs=nnx.Rngs(params=seed))
@@ -341,7 +362,9 @@ class FNO(nnx.Module):
         return apply_dense(layer, h)
 
     def __call__(self, u: jax.Array) -> jax.Array:
-        """``u``: ``[batch, *grid]`` -> the prediction ``[batch, *grid]``.
+        """``u``: ``[batch, *grid]`` (one input channel) or ``[batch, *grid, in_channels]``
+        -> the prediction ``[batch, *grid]`` (one output channel) or
+        ``[batch, *grid, out_channels]``.
 
         The grid coordinates in [0, 1] are appended by the model itself (``grid_points``),
         so the same parameters evaluate at any resolution with at least ``2 * modes`` points
@@ -352,8 +375,11 @@ class FNO(nnx.Module):
         out_dtype, u = u.dtype, u.astype(self.dtype)
         grid = tuple(GRID_AXES[:self.grid_rank])
         hidden = ("hidden", "batch", *grid)
-        coords = [jnp.broadcast_to(c, u.shape) for c in self.grid_points(u.shape[1:], u.dtype)]
-        h = constrain(self.apply_dense(self.lift, jnp.stack([u, *coords])), hidden)
+        channels = self._input_channels(u)  # [in_channels, batch, *grid]
+        shape = channels.shape[1:]
+        coords = [jnp.broadcast_to(c, shape) for c in self.grid_points(shape[1:], u.dtype)]
+        h = constrain(self.apply_dense(self.lift, jnp.concatenate([channels, jnp.stack(coords)])),
+                      hidden)
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise,
                                                        strict=True)):
@@ -361,8 +387,24 @@ class FNO(nnx.Module):
             if i < last:
                 h = act(h)
         h = act(constrain(self.apply_dense(self.project_hidden, h), hidden))
-        out = self.apply_dense(self.project_out, h)[0].astype(out_dtype)
-        return constrain(out, ("batch", *grid))
+        out = self.apply_dense(self.project_out, h).astype(out_dtype)  # [out, batch, *grid]
+        if self.out_channels == 1:
+            return constrain(out[0], ("batch", *grid))
+        return constrain(jnp.moveaxis(out, 0, -1), ("batch", *grid, None))
+
+    def _input_channels(self, u: jax.Array) -> jax.Array:
+        """``u`` as channel-first ``[in_channels, batch, *grid]``, its shape checked."""
+        rank = self.grid_rank
+        if self.in_channels == 1:
+            if u.ndim != 1 + rank:
+                raise ValueError(f"{type(self).__name__} with 1 input channel takes "
+                                 f"[batch, {rank} grid axes], got shape {tuple(u.shape)}")
+            return u[None]
+        if u.ndim != 2 + rank or u.shape[-1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__} with {self.in_channels} input channels "
+                             f"takes [batch, {rank} grid axes, {self.in_channels}], got shape "
+                             f"{tuple(u.shape)}")
+        return jnp.moveaxis(u, -1, 0)
 
     def grid_points(self, shape: tuple[int, ...], dtype: Any) -> list[jax.Array]:
         """Each grid axis's coordinates, shaped to broadcast against ``[batch, *shape]``."""
@@ -371,7 +413,8 @@ class FNO(nnx.Module):
 
 class FNO1d(FNO):
     """The released FNO-1D: lift (u0, x) -> width, Fourier layers, project width -> 128 -> 1,
-    on ``[batch, s]`` with x_j = j / (s - 1) as the released code's ``linspace(0, 1, s)``."""
+    on ``[batch, s]`` (``[batch, s, channels]`` with several channels, ``FNO``) with
+    x_j = j / (s - 1) as the released code's ``linspace(0, 1, s)``."""
 
     grid_rank = 1
     default_width, default_modes = 64, 16

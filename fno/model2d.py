@@ -193,7 +193,8 @@ def apply_dense_2d(layer: nnx.Linear, x: jax.Array) -> jax.Array:
 
 class FNO2d(FNO):
     """The released FNO-2D: lift (a, x, y) -> width, Fourier layers, project width -> 128 -> 1,
-    on ``[batch, sx, sy]``.
+    on ``[batch, sx, sy]`` (``[batch, sx, sy, channels]`` with several input or output
+    channels, as ``fno.model.FNO`` describes).
 
     Entry ``[n, i, j]`` is at ``(i / (sx-1), j / (sy-1))`` (the Darcy vertex grid). The
     released code's later version also zero-pads the hidden state by 9 cells in x and y (the

@@ -10,6 +10,10 @@ The fields are fitted on the dataset's *stored* grid and travel in the training 
 resampled on the fly: at the points of a subgrid (the paper's 85, 141, 211 of 421) that is
 exact, since the statistics are point-wise; between stored points they are interpolated
 linearly (prediction at a resolution the data never had).
+
+Channels: samples with several channels, ``[*grid, C]``, give fields ``[*grid, C]`` (a mean
+and a std per grid point and channel). Resampling acts on the grid axes only; a trailing
+channel axis is carried along whole, never interpolated (:func:`resample`, :func:`grid_rank`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ Normalizer = dict[str, Any]
 
 def fit(source: Any, chunk: int = 64) -> Normalizer:
     """Point-wise mean and unbiased std of a source's inputs and outputs (``len`` and
-    ``get_batch(indices) -> (x, y)``, ``[n, *grid]``), accumulated in float64 over ``chunk``
-    samples at a time; float32 fields."""
+    ``get_batch(indices) -> (x, y)``, ``[n, *grid]`` or ``[n, *grid, C]``), accumulated in
+    float64 over ``chunk`` samples at a time; float32 fields shaped as one sample (per grid
+    point and channel)."""
     n = len(source)
     if n < 2:
         raise ValueError(f"a point-wise normaliser needs at least 2 training samples, got {n}")
@@ -67,10 +72,30 @@ def _axis_weights(stored: int, target: int, grid: str) -> tuple[np.ndarray, np.n
     return low, high, frac
 
 
+def grid_rank(field: Any) -> int:
+    """How many leading axes of a fitted ``field`` are grid axes: those as long as its first
+    (a stored grid has the same number of points along every axis, fno.data.sources); a
+    trailing axis of another length is the channel axis. fno.data.sources refuses a channel
+    axis as long as the grid axes, so the count is exact for every field :func:`fit` makes
+    from them."""
+    shape = tuple(field.shape)
+    rank = 1
+    while rank < len(shape) and shape[rank] == shape[0]:
+        rank += 1
+    return rank
+
+
 def resample(field: Any, shape: tuple[int, ...], grid: str) -> Any:
-    """``field`` (stored grid) at a grid of ``shape``, separably along each axis."""
+    """``field`` (stored grid) at a grid of ``shape``, separably along each grid axis.
+
+    ``shape`` gives the grid axes only, the leading ``len(shape)`` axes of ``field``; any
+    trailing axis (the channel axis) is carried along whole and never resampled.
+    """
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    if len(shape) > field.ndim:
+        raise ValueError(f"cannot resample a field of shape {tuple(field.shape)} to the "
+                         f"{len(shape)}-axis grid {tuple(shape)}")
     out = field
     for axis, target in enumerate(shape):
         stored = out.shape[axis]
@@ -80,7 +105,7 @@ def resample(field: Any, shape: tuple[int, ...], grid: str) -> Any:
         if not frac.any():
             out = jnp.take(out, low, axis=axis)
             continue
-        w = jnp.asarray(frac.reshape([-1] + [1] * (len(shape) - axis - 1)), out.dtype)
+        w = jnp.asarray(frac.reshape([-1] + [1] * (out.ndim - axis - 1)), out.dtype)
         out = jnp.take(out, low, axis=axis) * (1 - w) + jnp.take(out, high, axis=axis) * w
     return out
 
@@ -94,12 +119,21 @@ def decode(y: Any, mean: Any, std: Any) -> Any:
 
 
 def apply_normalized(apply: Any, params: Any, normalizer: Normalizer | None, x: Any,
-                     grid: str) -> Any:
+                     grid: str, rank: int | None = None) -> Any:
     """``apply(params, x)`` with ``x`` encoded and the output decoded at ``x``'s grid; plain
-    ``apply`` when there is no normaliser."""
+    ``apply`` when there is no normaliser.
+
+    ``x`` is ``[b, *grid]`` or ``[b, *grid, C]``. The fields are resampled along the ``rank``
+    grid axes (None: the fields' own, :func:`grid_rank`) to ``x.shape[1:1 + rank]``; their
+    channel axes are never resampled.
+    """
     if normalizer is None:
         return apply(params, x)
-    shape = tuple(x.shape[1:])
+    rank = grid_rank(normalizer["x_mean"]) if rank is None else rank
+    shape = tuple(x.shape[1:1 + rank])
     f = {k: resample(normalizer[k], shape, grid) for k in KEYS}
+    if f["x_mean"].shape != tuple(x.shape[1:]):
+        raise ValueError(f"inputs of shape {tuple(x.shape)} do not match the normaliser's "
+                         f"fields {tuple(normalizer['x_mean'].shape)} on {rank} grid axes")
     return decode(apply(params, encode(x, f["x_mean"], f["x_std"])), f["y_mean"], f["y_std"])
 

@@ -159,7 +159,8 @@ class PmapStrategy(Strategy):
         return jax.make_array_from_single_device_arrays(x.shape[1:], self.sharding, arrays)
 
     def put_batch(self, batch: Batch, stacked: bool) -> Any:
-        # [b, ...] -> [d, b/d, ...]; stacked [k, b, ...] -> [d, k, b/d, ...].
+        # [b, ...] -> [d, b/d, ...]; stacked [k, b, ...] -> [d, k, b/d, ...]; the grid and
+        # channel axes ride along whole.
         d = len(self.devices)
 
         def split(x):
@@ -214,7 +215,8 @@ class MeshStrategy(Strategy):
             self.layout = sharding_lib.Layout(
                 self.mesh,
                 rules=sharding_lib.axis_rules(config.model_sharding, config.spatial_sharding),
-                param_axes=registry.model_class(config).param_axes)
+                param_axes=registry.model_class(config).param_axes,
+                grid_rank=registry.model_class(config).grid_rank)
         self.sharding = NamedSharding(self.mesh, P())
 
     @property
@@ -225,7 +227,8 @@ class MeshStrategy(Strategy):
         return self.layout.state_shardings(logical_state)
 
     def put_batch(self, batch: Batch, stacked: bool) -> Any:
-        # Host-local rows become one global array; on one process this is a plain put.
+        # Host-local rows become one global array; on one process this is a plain put. Batch
+        # and grid axes are placed as the layout says; a channel axis ([b, *grid, C]) whole.
         return jax.tree.map(
             lambda x: jax.make_array_from_process_local_data(
                 self.layout.batch_sharding(np.shape(x), stacked), x), batch)

@@ -1,4 +1,8 @@
-"""Prediction-vs-truth figures: a PNG in the workdir and the same image in TensorBoard."""
+"""Prediction-vs-truth figures: a PNG in the workdir and the same image in TensorBoard.
+
+Samples with several channels (``[n, *grid, C]``) are drawn by their channel 0 (input and
+output alike), and the figure's title says so.
+"""
 
 from __future__ import annotations
 
@@ -49,9 +53,16 @@ def _image_panels(plt, x: np.ndarray, y: np.ndarray, pred: np.ndarray):
     return fig
 
 
+def first_channel(array: np.ndarray, grid_rank: int) -> np.ndarray:
+    """``[n, *grid]`` as is; ``[n, *grid, C]`` (several channels) -> its channel 0."""
+    array = np.asarray(array)
+    return array[..., 0] if array.ndim > 1 + grid_rank else array
+
+
 def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
                           title: str) -> bytes:
-    """A PNG of the first samples: line plots for one grid axis, images for two."""
+    """A PNG of the first samples ``[n, *grid]`` (one channel: see :func:`first_channel`):
+    line plots for one grid axis, images for two."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,13 +88,21 @@ def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int,
     """Predict the first test samples, save ``figures/predictions_{step}.png``, log it.
 
     ``predict(state, x)`` is the run's model with its normaliser (fno.setup); only the
-    parameters and the normaliser of ``state`` are fetched."""
+    parameters and the normaliser of ``state`` are fetched. With several input or output
+    channels the figure shows channel 0 of each (its title says so)."""
     n = min(num_samples, len(source))
     x, y = source.get_batch(np.arange(n))
     needed = jax.device_get({k: v for k, v in state.items() if k in ("params", "normalizer")})
     pred = np.asarray(jax.jit(predict)(needed, x))
-    resolution = " x ".join(str(d) for d in y.shape[1:])
-    png = prediction_figure_png(x, y, pred, f"step {step}, s = {resolution}")
+    rank = getattr(source, "grid_rank", y.ndim - 1)
+    resolution = " x ".join(str(d) for d in y.shape[1:1 + rank])
+    title = f"step {step}, s = {resolution}"
+    channels = [f"{name} channel 0 of {a.shape[-1]}" for name, a in (("input", x), ("output", y))
+                if a.ndim > 1 + rank]
+    if channels:
+        title += f" ({', '.join(channels)})"
+    png = prediction_figure_png(first_channel(x, rank), first_channel(y, rank),
+                                first_channel(pred, rank), title)
     directory = storage.resolve(workdir, "workdir") / "figures"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"predictions_{step:08d}.png"

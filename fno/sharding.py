@@ -11,6 +11,9 @@ Logical axes (``LOGICAL_AXES``):
   (``config.spatial_sharding``: ``"x"`` shards the first over mesh axis ``x``, ``"x,y"``
   both, ``",y"`` only the second).
 
+A trailing channel axis of batches (``[b, *grid, C]``) and of the model's output is never
+sharded: it has no logical axis.
+
 A model class declares ``param_axes``: ``{(module, leaf): logical axes of the leaf's leading
 dimensions}`` (fno.model.PARAM_AXES), matched on the nearest enclosing module name of every
 state leaf, so Adam's moments are sharded like their parameters. Its ``__call__`` pins
@@ -123,12 +126,15 @@ def _canonical(entries: list[str | None]) -> P:
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """A mesh, the logical-to-mesh axis rules, and the model's parameter axes."""
+    """A mesh, the logical-to-mesh axis rules, the model's parameter axes, and how many grid
+    axes its batches have (``grid_rank``, the model's; an axis after them is a channel axis.
+    The default counts every axis after the batch, up to ``len(GRID_AXES)``, as a grid axis)."""
 
     mesh: Mesh
     rules: Mapping[str, str | None] = dataclasses.field(
         default_factory=lambda: {"batch": DATA_AXIS})
     param_axes: ParamAxes = dataclasses.field(default_factory=dict)
+    grid_rank: int = len(GRID_AXES)
 
     def axis_size(self, axis: str | None) -> int:
         return 1 if axis is None else self.mesh.shape[axis]
@@ -154,12 +160,14 @@ class Layout:
 
     # --- batches --------------------------------------------------------------------------
     def batch_sharding(self, shape: Sequence[int], stacked: bool) -> NamedSharding:
-        """A host batch leaf ``[b, *grid]`` (``[k, b, *grid]`` when ``stacked``; the eval
-        mask is ``[b]``): batch over 'data', grid axes as the rules say."""
+        """A host batch leaf ``[b, *grid]`` or ``[b, *grid, C]`` (``[k, b, ...]`` when
+        ``stacked``; the eval mask is ``[b]``): batch over 'data', the ``grid_rank`` grid
+        axes as the rules say, a channel axis whole."""
         # No divisibility test here: in a multi-process run ``shape`` is this process's
         # share, whose batch a 'data' axis spanning several processes does not divide; the
         # global sizes were validated (fno.configuration).
-        logical = ((None,) * stacked + ("batch", *GRID_AXES))[:len(shape)]
+        logical = (None,) * stacked + ("batch", *GRID_AXES[:self.grid_rank])
+        logical = (logical + (None,) * len(shape))[:len(shape)]
         return self.named(_canonical([self.mesh_axis(axis) for axis in logical]))
 
     # --- state ------------------------------------------------------------------------------

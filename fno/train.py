@@ -146,6 +146,8 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
            cleanup: contextlib.ExitStack) -> dict[str, Any]:
     is_writer = jax.process_index() == 0
     data = datasets.load(config, configuration.resolution_divisor(strategy))
+    # The model's channel counts from the data, into the config the run builds and saves.
+    config = datasets.resolve_channels(config, data)
     if config.batch_size > len(data.train):
         raise FnoError(f"config.batch_size = {config.batch_size} is larger than the training "
                        f"set ({len(data.train)} samples, config.data.num_train)")

@@ -219,9 +219,9 @@ def bad_file(tmp_path, arrays, problem):
     if problem == "missing_key":
         np.savez(f, a=a)
         return f, "no array 'u'", {}
-    if problem == "rank":
-        np.savez(f, a=a[None], u=u[None])
-        return f, "rank 2", {}
+    if problem == "rank":  # [1, N, S, 1]: neither [N, S] nor [N, S, C]
+        np.savez(f, a=a[None, ..., None], u=u[None, ..., None])
+        return f, "must have rank 2 [samples, points] or rank 3 [samples, points, channels]", {}
     if problem == "samples":
         np.savez(f, a=a, u=u[:-1])
         return f, "has 12 samples but 'u' has 11", {}
@@ -348,7 +348,8 @@ def test_two_dimensional_files_in_every_layout(tmp_path):
     assert open_dataset(tmp_path / "even.npz", 6, grid_rank=2, grid="auto").grid == "periodic"
     assert open_dataset(tmp_path / "plain.npz", 7, input_key="coeff", output_key="sol",
                         grid_rank=2, grid="auto").grid == "vertex"
-    with pytest.raises(DataError, match=r"must have rank 2 \[samples, points\], got shape"):
+    # Read by a model with one grid axis, [N, 13, 13] would be 13 channels: refused.
+    with pytest.raises(DataError, match=r"13 channels as many as its points per grid axis"):
         open_dataset(tmp_path / "plain.npz", 13, input_key="coeff", output_key="sol")
     with pytest.raises(DataError, match="is not a subgrid of 13"):
         open_dataset(tmp_path / "plain.npz", 6, input_key="coeff", output_key="sol",

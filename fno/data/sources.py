@@ -1,7 +1,8 @@
 """Random-access (grain) data sources over PDE datasets, validated on open.
 
 :func:`open_dataset` reads three layouts and returns an :class:`ArraySource` of ``[N, *grid]``
-pairs (one grid axis for Burgers, two for Darcy):
+pairs (one grid axis for Burgers, two for Darcy); inputs and outputs may each have a trailing
+channel axis instead, ``[N, *grid, C]`` (the grid rank is the model's):
 
 * a directory written by a generator (:mod:`fno.data.burgers`, :mod:`fno.data.darcy`;
   ``meta.json`` and two ``.npy`` arrays): memory-mapped, with the sha256 checksums of
@@ -11,9 +12,11 @@ pairs (one grid axis for Burgers, two for Darcy):
   ``piececonst_r421_N1024_smooth*.mat``: ``coeff`` and ``sol``, [N, 421, 421]), MATLAB v5
   via scipy.io and v7.3 (HDF5) via h5py, where MATLAB's column-major storage makes the
   arrays appear with every dimension reversed;
-* a generic ``.npz`` or ``.h5``/``.hdf5`` file with [N, *grid] arrays under named keys.
+* a generic ``.npz`` or ``.h5``/``.hdf5`` file with [N, *grid] or [N, *grid, C] arrays under
+  named keys.
 
-Lower resolutions are the stored samples subsampled along every grid axis, every r-th point
+Lower resolutions are the stored samples subsampled along every grid axis (never the channel
+axis), every r-th point
 of a periodic grid (S = r s) or of a vertex grid with both ends kept (S - 1 = r (s - 1)).
 Every problem with the data raises :class:`DataError` with a one-line message that starts with
 the file name. Nothing is ever unpickled.
@@ -51,18 +54,25 @@ def _fail(path: os.PathLike | str, problem: str) -> DataError:
 
 
 class ArraySource:
-    """Samples ``[start, stop)`` of paired [N, *grid] arrays (one grid axis for Burgers, two
-    for Darcy), served with every ``sub``-th point along each grid axis.
+    """Samples ``[start, stop)`` of paired arrays ``[N, *grid]`` or ``[N, *grid, C]`` (one
+    grid axis for Burgers, two for Darcy; ``grid_rank`` of them), served with every
+    ``sub``-th point along each grid axis.
 
-    ``inputs`` and ``outputs`` may be memory maps; they are read lazily and pickled by file
-    reference (grain worker processes re-open them instead of copying the data).
+    Samples come as ``[*grid]`` with one channel (a stored trailing axis of size 1 is dropped)
+    and ``[*grid, C]`` with several (:attr:`in_channels`, :attr:`out_channels`), the model's
+    convention (fno.model.FNO). ``inputs`` and ``outputs`` may be memory maps; they are read
+    lazily and pickled by file reference (grain worker processes re-open them instead of
+    copying the data).
     """
 
     def __init__(self, inputs: np.ndarray, outputs: np.ndarray, *, path: str, sub: int = 1,
-                 start: int = 0, stop: int | None = None, grid: str = "periodic"):
+                 start: int = 0, stop: int | None = None, grid: str = "periodic",
+                 grid_rank: int | None = None):
         self._inputs, self._outputs = inputs, outputs
         self._path, self._sub = str(path), int(sub)
         self.grid = grid  # "periodic" (points j / S) or "vertex" (i / (S - 1))
+        # None: every axis after the samples is a grid axis (one channel).
+        self.grid_rank = int(inputs.ndim - 1 if grid_rank is None else grid_rank)
         self._start = int(start)
         self._stop = len(inputs) if stop is None else int(stop)
 
@@ -79,9 +89,26 @@ class ArraySource:
     def resolution(self) -> int:
         return len(range(0, self._inputs.shape[1], self._sub))  # per grid axis
 
-    def _grid(self) -> tuple[slice, ...]:
-        """The subsampling index of every grid axis."""
-        return (slice(None, None, self._sub),) * (self._inputs.ndim - 1)
+    def _channels(self, array: np.ndarray) -> int:
+        return int(array.shape[-1]) if array.ndim > 1 + self.grid_rank else 1
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels per grid point (1: samples are ``[*grid]``)."""
+        return self._channels(self._inputs)
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels per grid point (1: samples are ``[*grid]``)."""
+        return self._channels(self._outputs)
+
+    def _index(self, array: np.ndarray) -> tuple[slice | int, ...]:
+        """The subsampling index of every grid axis of ``array``; a stored channel axis is
+        kept whole, or dropped when it holds one channel."""
+        grid = (slice(None, None, self._sub),) * self.grid_rank
+        if array.ndim == 1 + self.grid_rank:
+            return grid
+        return (*grid, 0) if array.shape[-1] == 1 else (*grid, slice(None))
 
     @property
     def num_samples(self) -> int:
@@ -109,11 +136,14 @@ class ArraySource:
         if index < 0:
             index += len(self)
         (row,) = self._rows(np.array([index]))
-        return {"x": np.asarray(self._inputs[(row, *self._grid())], dtype=np.float32),
-                "y": np.asarray(self._outputs[(row, *self._grid())], dtype=np.float32)}
+        return {"x": np.asarray(self._inputs[(row, *self._index(self._inputs))],
+                                dtype=np.float32),
+                "y": np.asarray(self._outputs[(row, *self._index(self._outputs))],
+                                dtype=np.float32)}
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y), float32 [len(indices), *grid] each, in the order of ``indices``.
+        """(x, y), float32 ``[len(indices), *grid]`` each (``[..., C]`` with several
+        channels), in the order of ``indices``.
 
         Rows are read in ascending file order (sequential for memory maps), then put back in
         the requested order.
@@ -123,7 +153,7 @@ class ArraySource:
         sorted_rows = rows[order]
         result = []
         for array in (self._inputs, self._outputs):
-            block = np.asarray(array[(sorted_rows, *self._grid())], dtype=np.float32)
+            block = np.asarray(array[(sorted_rows, *self._index(array))], dtype=np.float32)
             out = np.empty_like(block)
             out[order] = block
             result.append(out)
@@ -138,12 +168,14 @@ class ArraySource:
         if not 0 <= first <= last <= n:
             raise _fail(self._path, f"cannot take samples [{start}:{stop}] of {n}")
         return ArraySource(self._inputs, self._outputs, path=self._path, sub=self._sub,
-                           start=self._start + first, stop=self._start + last, grid=self.grid)
+                           start=self._start + first, stop=self._start + last, grid=self.grid,
+                           grid_rank=self.grid_rank)
 
     def on_stored_grid(self) -> ArraySource:
         """The same samples on the file's own grid (no subsampling)."""
         return ArraySource(self._inputs, self._outputs, path=self._path, sub=1,
-                           start=self._start, stop=self._stop, grid=self.grid)
+                           start=self._start, stop=self._stop, grid=self.grid,
+                           grid_rank=self.grid_rank)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -219,24 +251,42 @@ def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
     return file_resolution // resolution, grid
 
 
+def _accepted(grid_rank: int) -> str:
+    """The layouts an array may have, in words."""
+    grid = "points" if grid_rank == 1 else ", ".join("xyz"[:grid_rank])
+    return (f"rank {1 + grid_rank} [samples, {grid}] or rank {2 + grid_rank} "
+            f"[samples, {grid}, channels]")
+
+
 def _check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any,
                 grid_rank: int = 1) -> None:
-    """Both arrays real, numeric, [N, *grid] with ``grid_rank`` grid axes, same shape."""
-    layout = "[samples, points]" if grid_rank == 1 else f"[samples, {grid_rank} grid axes]"
+    """Both arrays real, numeric, ``[N, *grid]`` or ``[N, *grid, C]`` with ``grid_rank`` grid
+    axes each (the channel axes are independent), with the same samples and grid.
+
+    A channel axis as long as the grid axes (``[N, S, S]`` for one grid axis) is refused: it
+    is far likelier a grid of one more axis than S channels, and read as channels it would
+    train the wrong model silently.
+    """
     for name, array in zip(names, (a, u), strict=True):
+        shape = tuple(array.shape)
         if array.dtype.kind not in "fiu":
             raise _fail(path, f"{name!r} has non-real dtype {array.dtype}")
-        if len(array.shape) != 1 + grid_rank:
-            raise _fail(path, f"{name!r} must have rank {1 + grid_rank} {layout}, got shape "
-                              f"{tuple(array.shape)}")
-        if min(array.shape) < 1:
-            raise _fail(path, f"{name!r} is empty, shape {tuple(array.shape)}")
+        if len(shape) not in (1 + grid_rank, 2 + grid_rank):
+            raise _fail(path, f"{name!r} must have {_accepted(grid_rank)}, got shape {shape}")
+        if min(shape) < 1:
+            raise _fail(path, f"{name!r} is empty, shape {shape}")
+        if len(shape) == 2 + grid_rank and shape[-1] in shape[1:-1]:
+            raise _fail(path, f"{name!r} has shape {shape}: {shape[-1]} channels as many as "
+                              f"its points per grid axis look like one more grid axis; a "
+                              f"model with {grid_rank} grid axis/axes reads "
+                              f"{_accepted(grid_rank)}")
     if a.shape[0] != u.shape[0]:
         raise _fail(path, f"{names[0]!r} has {a.shape[0]} samples but {names[1]!r} has "
                           f"{u.shape[0]}")
-    if a.shape[1:] != u.shape[1:]:
-        raise _fail(path, f"{names[0]!r} has {a.shape[1:]} points per sample but {names[1]!r} "
-                          f"has {u.shape[1:]}")
+    grid_a, grid_u = tuple(a.shape[1:1 + grid_rank]), tuple(u.shape[1:1 + grid_rank])
+    if grid_a != grid_u:
+        raise _fail(path, f"{names[0]!r} has {grid_a} points per sample but {names[1]!r} "
+                          f"has {grid_u}")
 
 
 def _check_finite(path: pathlib.Path, name: str, array: np.ndarray) -> None:
@@ -281,8 +331,8 @@ def _verified_sha256(path: pathlib.Path) -> str:
     return _VERIFIED[key]
 
 
-def _open_generated(path: pathlib.Path, resolution: int,
-                    expected_meta: Mapping | None) -> ArraySource:
+def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping | None,
+                    grid_rank: int | None = None) -> ArraySource:
     meta_path = path / "meta.json"
     if not meta_path.is_file():
         raise _fail(path, "not a generated dataset (no meta.json)")
@@ -316,18 +366,23 @@ def _open_generated(path: pathlib.Path, resolution: int,
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
             raise _fail(file, f"not a readable .npy array ({e})") from e
-        shape = (num, *(size,) * max(1, array.ndim - 1))
-        if array.shape != shape:
-            raise _fail(file, f"shape {array.shape} does not match meta.json {shape}")
+        # None: every axis after the samples is a grid axis (one channel).
+        rank = max(1, array.ndim - 1) if grid_rank is None else grid_rank
+        shape = (num, *(size,) * rank)
+        if array.shape[:1 + rank] != shape or array.ndim > 2 + rank:
+            raise _fail(file, f"shape {array.shape} does not match meta.json {shape} "
+                              f"(plus an optional channel axis)")
         arrays.append(array)
     inputs, outputs = arrays
-    _check_pair(path, names, inputs, outputs, grid_rank=inputs.ndim - 1)
+    if grid_rank is None:
+        grid_rank = inputs.ndim - 1
+    _check_pair(path, names, inputs, outputs, grid_rank=grid_rank)
     for name, array in zip(names, arrays, strict=True):
         _check_finite(path / name, name, array)
     # Darcy directories are vertex grids (both boundaries are samples), Burgers periodic.
     sub, grid = _subsample_step(path, size, resolution,
                                 "vertex" if meta.get("pde") == "darcy" else "periodic")
-    return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid)
+    return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank)
 
 
 class _MatlabView:
@@ -345,7 +400,7 @@ def _memmappable(ds: h5py.Dataset) -> bool:
 
 def _open_hdf5(path: pathlib.Path, keys: tuple[str, str], transposed: bool,
                grid_rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, u) as [N, *grid] memory maps or, when the layout does not allow it, float32
+    """(a, u) as [N, *grid(, C)] memory maps or, when the layout does not allow it, float32
     arrays in memory.
 
     MATLAB v7.3 (``transposed``) stores an [N, S] matrix as an HDF5 dataset of shape [S, N]
@@ -400,15 +455,17 @@ def _open_npz(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np
 
 def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "a",
                  output_key: str = "u", expected_meta: Mapping[str, Any] | None = None,
-                 grid_rank: int = 1, grid: str = "periodic") -> ArraySource:
+                 grid_rank: int | None = None, grid: str = "periodic") -> ArraySource:
     """Open a dataset at ``resolution`` points per grid axis, validating it.
 
     ``path`` is a generated directory (``input_key``/``output_key`` do not apply: meta.json
     names its arrays, and its own grid kind applies), a ``.mat`` file (v5 or v7.3), an
-    ``.npz`` or an ``.h5``/``.hdf5`` file with ``[N, *grid]`` arrays of ``grid_rank`` grid
-    axes, subsampled as ``grid`` says (:func:`_subsample_step`); e.g. the original Darcy
+    ``.npz`` or an ``.h5``/``.hdf5`` file with ``[N, *grid]`` or ``[N, *grid, C]`` arrays of
+    ``grid_rank`` grid axes (the input's and the output's channels independent), subsampled
+    along the grid axes as ``grid`` says (:func:`_subsample_step`); e.g. the original Darcy
     files ``piececonst_r421_N1024_smooth*.mat`` with keys ``coeff`` and ``sol`` on a vertex
-    grid.
+    grid. ``grid_rank`` None: 1 for a file; for a directory every axis after the samples is
+    a grid axis (one channel).
     ``expected_meta`` entries must equal those of a generated directory's meta.json (floats to
     1e-12 relative); for files without metadata only ``num_samples`` and ``resolution`` (the
     file's) can be checked, other keys are named in a warning. Raises DataError on any problem
@@ -419,8 +476,9 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     if not path.exists():
         raise _fail(path, "no such file or directory")
     if path.is_dir():
-        return _open_generated(path, resolution, expected_meta)
+        return _open_generated(path, resolution, expected_meta, grid_rank)
     suffix = path.suffix.lower()
+    grid_rank = 1 if grid_rank is None else grid_rank
     if suffix in (".mat", ".h5", ".hdf5") and (suffix != ".mat" or h5py.is_hdf5(path)):
         a, u = _open_hdf5(path, keys, suffix == ".mat", grid_rank)
     elif suffix in (".mat", ".npz"):
@@ -429,9 +487,9 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     else:
         raise _fail(path, f"unsupported format {suffix!r} (expected a generated directory, "
                           ".mat, .npz, .h5 or .hdf5)")
-    if len(set(a.shape[1:])) > 1:
-        raise _fail(path, f"{input_key!r} has grid {a.shape[1:]}: every grid axis must have "
-                          f"the same number of points")
+    if len(set(a.shape[1:1 + grid_rank])) > 1:
+        raise _fail(path, f"{input_key!r} has grid {a.shape[1:1 + grid_rank]}: every grid axis "
+                          f"must have the same number of points")
     sub, grid = _subsample_step(path, a.shape[1], resolution, grid)
     _check_shape_meta(path, a.shape[:2], expected_meta)
     for key, array in zip(keys, (a, u), strict=True):
@@ -439,4 +497,4 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     if not isinstance(a, np.memmap):  # in memory: float32, on the stored grid
         a = np.ascontiguousarray(a, dtype=np.float32)
         u = np.ascontiguousarray(u, dtype=np.float32)
-    return ArraySource(a, u, path=str(path), sub=sub, grid=grid)
+    return ArraySource(a, u, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank)
