@@ -64,6 +64,15 @@ class Splits:
         """Output channels per grid point (1: samples are ``[*grid]``, else ``[*grid, C]``)."""
         return self.train.out_channels
 
+    def describe(self) -> dict:
+        """What a trained model's card says about its training data (JSON-ready)."""
+        train = self.train
+        return {"path": train.path, "fingerprint": self.fingerprint, "grid": self.grid,
+                "stored_resolution": train.stored_resolution,
+                "resolution": train.resolution, "num_train": len(train),
+                "num_test": len(next(iter(self.test.values()))),
+                "test_resolutions": list(self.test), "normalized": self.normalizer is not None}
+
 
 def cache_root() -> str:
     """This host's dataset cache: ``FNO_DATA_DIR`` or ``~/.cache/fno``."""

@@ -13,7 +13,7 @@ linearly (prediction at a resolution the data never had).
 
 Channels: samples with several channels, ``[*grid, C]``, give fields ``[*grid, C]`` (a mean
 and a std per grid point and channel). Resampling acts on the grid axes only; a trailing
-channel axis is carried along whole, never interpolated (:func:`resample`, :func:`grid_rank`).
+channel axis is carried along whole, never interpolated (:func:`resample`).
 """
 
 from __future__ import annotations
@@ -72,19 +72,6 @@ def _axis_weights(stored: int, target: int, grid: str) -> tuple[np.ndarray, np.n
     return low, high, frac
 
 
-def grid_rank(field: Any) -> int:
-    """How many leading axes of a fitted ``field`` are grid axes: those as long as its first
-    (a stored grid has the same number of points along every axis, fno.data.sources); a
-    trailing axis of another length is the channel axis. fno.data.sources refuses a channel
-    axis as long as the grid axes, so the count is exact for every field :func:`fit` makes
-    from them."""
-    shape = tuple(field.shape)
-    rank = 1
-    while rank < len(shape) and shape[rank] == shape[0]:
-        rank += 1
-    return rank
-
-
 def resample(field: Any, shape: tuple[int, ...], grid: str) -> Any:
     """``field`` (stored grid) at a grid of ``shape``, separably along each grid axis.
 
@@ -119,17 +106,15 @@ def decode(y: Any, mean: Any, std: Any) -> Any:
 
 
 def apply_normalized(apply: Any, params: Any, normalizer: Normalizer | None, x: Any,
-                     grid: str, rank: int | None = None) -> Any:
+                     grid: str, rank: int) -> Any:
     """``apply(params, x)`` with ``x`` encoded and the output decoded at ``x``'s grid; plain
     ``apply`` when there is no normaliser.
 
     ``x`` is ``[b, *grid]`` or ``[b, *grid, C]``. The fields are resampled along the ``rank``
-    grid axes (None: the fields' own, :func:`grid_rank`) to ``x.shape[1:1 + rank]``; their
-    channel axes are never resampled.
+    grid axes to ``x.shape[1:1 + rank]``; their channel axes are never resampled.
     """
     if normalizer is None:
         return apply(params, x)
-    rank = grid_rank(normalizer["x_mean"]) if rank is None else rank
     shape = tuple(x.shape[1:1 + rank])
     f = {k: resample(normalizer[k], shape, grid) for k in KEYS}
     if f["x_mean"].shape != tuple(x.shape[1:]):

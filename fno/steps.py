@@ -89,13 +89,15 @@ def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], jax.Array]:
     return apply
 
 
-def make_predict(apply: Callable, grid: str) -> Callable[[State, jax.Array], jax.Array]:
+def make_predict(apply: Callable, grid: str,
+                 grid_rank: int) -> Callable[[State, jax.Array], jax.Array]:
     """``predict(state, x) -> y``: the model with the state's normaliser, if it has one
-    (``grid``: how its fields resample to ``x``'s resolution, fno.normalizer)."""
+    (``grid``: how its fields resample to ``x``'s resolution along its ``grid_rank`` grid
+    axes, fno.normalizer)."""
 
     def predict(state: State, x: jax.Array) -> jax.Array:
         return normalizer_lib.apply_normalized(apply, state["params"], state.get("normalizer"),
-                                               x, grid)
+                                               x, grid, grid_rank)
 
     return predict
 

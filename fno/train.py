@@ -169,8 +169,11 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
         checkpointer.close(abandon=exc_type is not None and jax.process_count() > 1)
 
     cleanup.push(close_checkpointer)
+    # The facts that fix the data order (compared on resume), plus what a trained model needs
+    # to be used on its own (fno.inference): its config and how its data were laid out.
     run_facts = {"batch_size": config.batch_size, "seed": config.seed,
-                 "num_train": len(data.train), "dataset": data.fingerprint}
+                 "num_train": len(data.train), "dataset": data.fingerprint,
+                 "config": json.loads(config.to_json()), "data": data.describe()}
     # The newest checkpoint that reads back (damaged ones are moved aside, unfinished writes
     # of a killed run removed); step 0 and no state when there is none.
     start_step, restored, data_restored = checkpointer.restore_latest(

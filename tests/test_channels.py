@@ -209,8 +209,6 @@ def test_normaliser_with_channels_against_numpy():
     np.testing.assert_allclose(fields["x_std"], x.std(0, ddof=1), rtol=1e-5)
     np.testing.assert_allclose(fields["y_std"], y.std(0, ddof=1), rtol=1e-5)
     assert fields["x_mean"].shape == (16, 3) and fields["y_mean"].shape == (16,)
-    assert normalizer.grid_rank(fields["x_mean"]) == normalizer.grid_rank(fields["y_mean"]) == 1
-    assert normalizer.grid_rank(np.zeros((9, 9, 2))) == 2
 
     field = jnp.asarray(fields["x_mean"])
     np.testing.assert_array_equal(normalizer.resample(field, (4,), "periodic"),
@@ -225,14 +223,15 @@ def test_normaliser_with_channels_against_numpy():
     # sums the input channels.
     batch = rng.normal(size=(2, 8, 3)).astype(np.float32)
     pred = np.asarray(normalizer.apply_normalized(
-        lambda params, z: jnp.sum(z, axis=-1), None, fields, jnp.asarray(batch), "periodic"))
+        lambda params, z: jnp.sum(z, axis=-1), None, fields, jnp.asarray(batch), "periodic",
+        1))
     f = {k: v[::2] for k, v in fields.items()}
     encoded = (batch - f["x_mean"]) / (f["x_std"] + normalizer.EPS)
     expected = encoded.sum(-1) * (f["y_std"] + normalizer.EPS) + f["y_mean"]
     np.testing.assert_allclose(pred, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="do not match the normaliser"):
         normalizer.apply_normalized(lambda p, z: z, None, fields, jnp.zeros((2, 8, 2)),
-                                    "periodic")
+                                    "periodic", 1)
 
 
 # ------------------------------------------------------------------------------ sharding
