@@ -94,8 +94,17 @@ def test_local_rejects_bad_settings(env):
 
 COLLECTIVE = """
 import os
+import sys
 from fno import distributed
 distributed.initialize()
+# A line written in pieces to each stream, interleaved, as C++ libraries and unbuffered Python
+# do: each stream's lines must stay whole. Written before the first collective, because gloo
+# logs to this process's own stdout from its connection threads, and no launcher can keep two
+# writers on one file descriptor from splitting each other's lines.
+os.write(1, b"split ")
+os.write(2, b"[lib] message in ")
+os.write(1, b"line\\n")
+os.write(2, b"two writes\\n")
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
@@ -103,14 +112,8 @@ assert jax.process_count() == 2, jax.process_count()
 assert jax.local_device_count() == int(os.environ["DEVICES_PER_PROCESS"])
 assert jax.device_count() == 2 * jax.local_device_count()
 gathered = multihost_utils.process_allgather(jnp.array([100 + jax.process_index()]))
-print("gathered", gathered.ravel().tolist(), "in", os.getcwd())
-print("line one\\nline two")
-# A line written in pieces to each stream, interleaved, as gloo's C++ logging and unbuffered
-# Python output do: each stream's lines must stay whole.
-os.write(1, b"split ")
-os.write(2, b"[lib] message in ")
-os.write(1, b"line\\n")
-os.write(2, b"two writes\\n")
+# One write per line (print() writes each argument and the newline separately).
+sys.stdout.write(f"gathered {gathered.ravel().tolist()} in {os.getcwd()}\\nline one\\nline two\\n")
 """
 
 
