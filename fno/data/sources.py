@@ -229,8 +229,8 @@ def finer_resolutions(file_resolution: int, resolution: int, grid: str) -> list[
     return found
 
 
-def _subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
-                    grid: str = "periodic") -> tuple[int, str]:
+def subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
+                   grid: str = "periodic") -> tuple[int, str]:
     """The step r that serves ``resolution`` points per axis from the file's grid, and the
     grid kind: ``periodic`` (points j / S, every r-th of S = r * s), ``vertex`` (points
     i / (S - 1) with both ends, S - 1 = r * (s - 1)), or ``auto`` (periodic where that
@@ -380,8 +380,8 @@ def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping 
     for name, array in zip(names, arrays, strict=True):
         _check_finite(path / name, name, array)
     # Darcy directories are vertex grids (both boundaries are samples), Burgers periodic.
-    sub, grid = _subsample_step(path, size, resolution,
-                                "vertex" if meta.get("pde") == "darcy" else "periodic")
+    sub, grid = subsample_step(path, size, resolution,
+                               "vertex" if meta.get("pde") == "darcy" else "periodic")
     return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank)
 
 
@@ -462,7 +462,7 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     names its arrays, and its own grid kind applies), a ``.mat`` file (v5 or v7.3), an
     ``.npz`` or an ``.h5``/``.hdf5`` file with ``[N, *grid]`` or ``[N, *grid, C]`` arrays of
     ``grid_rank`` grid axes (the input's and the output's channels independent), subsampled
-    along the grid axes as ``grid`` says (:func:`_subsample_step`); e.g. the original Darcy
+    along the grid axes as ``grid`` says (:func:`subsample_step`); e.g. the original Darcy
     files ``piececonst_r421_N1024_smooth*.mat`` with keys ``coeff`` and ``sol`` on a vertex
     grid. ``grid_rank`` None: 1 for a file; for a directory every axis after the samples is
     a grid axis (one channel).
@@ -490,7 +490,7 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     if len(set(a.shape[1:1 + grid_rank])) > 1:
         raise _fail(path, f"{input_key!r} has grid {a.shape[1:1 + grid_rank]}: every grid axis "
                           f"must have the same number of points")
-    sub, grid = _subsample_step(path, a.shape[1], resolution, grid)
+    sub, grid = subsample_step(path, a.shape[1], resolution, grid)
     _check_shape_meta(path, a.shape[:2], expected_meta)
     for key, array in zip(keys, (a, u), strict=True):
         _check_finite(path, key, array)

@@ -1,0 +1,124 @@
+"""Test metrics of a trained model, on its own test split or on any other dataset.
+
+    python -m fno.evaluate --workdir=W                       # the run's test split again
+    python -m fno.evaluate --workdir=W --data=burgers_data_R10.mat --resolutions=1024,8192
+        [--input_key=a --output_key=u] [--split=all|test] [--step=N] [--output=metrics.json]
+
+Metrics are those of ``results.json`` (``test_rel_l2``, ``test_mse`` at the training
+resolution, ``..._s<r>`` at others), computed by the training loop's own evaluation
+(fno.train.evaluate with fno.steps' eval step) on a data-parallel mesh of this process's
+devices. Without ``--data`` the run's dataset is opened as training opened it, so the numbers
+reproduce results.json. With ``--data``, every sample of that file or directory is used
+(``--split=test``: its last ``num_test`` samples, as the run split its own data).
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+from fno import cli
+
+flags.DEFINE_string("workdir", None, "Training workdir.")
+flags.DEFINE_string("data", None, "Dataset (generated directory, .mat, .npz, .h5); default: "
+                    "the run's own test split.")
+flags.DEFINE_list("resolutions", None, "Resolutions to evaluate at (default: the run's "
+                  "training resolution and every finer power-of-two subgrid of the data).")
+flags.DEFINE_string("input_key", None, "Input array name (default: the run's).")
+flags.DEFINE_string("output_key", None, "Output array name (default: the run's).")
+flags.DEFINE_enum("split", None, ["all", "test"], "Samples of --data to use (default: all).")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.DEFINE_string("output", None, "Also write the metrics to this JSON file.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output file.")
+flags.mark_flag_as_required("workdir")
+FLAGS = flags.FLAGS
+
+
+def _resolutions(model) -> list[int] | None:
+    from fno.errors import FnoError
+
+    if FLAGS.resolutions is None:
+        return None
+    try:
+        values = [int(r) for r in FLAGS.resolutions]
+    except ValueError as e:
+        raise FnoError(f"--resolutions: expected integers, got {FLAGS.resolutions}") from e
+    if any(r < model.min_resolution for r in values):
+        raise FnoError(f"--resolutions: this model needs at least {model.min_resolution} "
+                       f"points per axis, got {values}")
+    return values
+
+
+def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
+    """``{resolution: source}`` of ``path`` (training resolution first, like fno.datasets)."""
+    from fno import registry
+    from fno.data import sources
+    from fno.errors import FnoError
+
+    data = model.config.data
+    problem = registry.problem(model.config)
+
+    def open_at(r: int):
+        try:
+            return sources.open_dataset(path, r, input_key=FLAGS.input_key or data.input_key,
+                                        output_key=FLAGS.output_key or data.output_key,
+                                        grid_rank=model.grid_rank, grid=problem.grid)
+        except sources.DataError as e:
+            raise FnoError(str(e)) from e
+
+    if resolutions is None:
+        first = open_at(data.resolution)
+        resolutions = [data.resolution, *sources.finer_resolutions(
+            first.stored_resolution, data.resolution, first.grid)]
+    opened = {r: open_at(r) for r in dict.fromkeys(resolutions)}
+    if split == "test":
+        num_test = model.data.get("num_test") or data.num_test
+        opened = {r: s.subset(len(s) - num_test, len(s)) for r, s in opened.items()}
+    return opened
+
+
+def main() -> None:
+    from fno import datasets, inference, steps, train, workdir
+    from fno.errors import FnoError
+
+    model = inference.load(FLAGS.workdir, FLAGS.step)
+    resolutions = _resolutions(model)
+    config = model.config.copy_and_resolve_references()
+    if FLAGS.data is None:
+        if FLAGS.split == "all":
+            raise FnoError("--split=all needs --data (the run's own data: its test split)")
+        if resolutions is not None:
+            config.data.eval_resolutions = tuple(resolutions)
+        splits = datasets.load(config)
+        if model.data.get("fingerprint") not in (None, splits.fingerprint):
+            raise FnoError(f"the run's dataset {splits.train.path} has changed since training "
+                           f"(fingerprint {splits.fingerprint}, trained on "
+                           f"{model.data['fingerprint']}); pass it as --data to evaluate anyway")
+        test = {r: s for r, s in splits.test.items() if resolutions is None or r in resolutions}
+        where = f"the test split of {splits.train.path}"
+    else:
+        test = _sources(model, FLAGS.data, FLAGS.split or "all", resolutions)
+        where = FLAGS.data
+    # Every process-local device holds an equal share of each padded batch.
+    config.batch_size = model.padded_batch(config.batch_size)
+    strategy = model.strategy
+    eval_fn = strategy.compile_eval(steps.make_eval_step(model.predict))
+    metrics = train.evaluate(strategy, eval_fn, strategy.place_state(model.state), test, config)
+    report = {"workdir": FLAGS.workdir, "step": model.step, "data": where,
+              "samples": len(next(iter(test.values()))), **metrics}
+    print(json.dumps(report))
+    if FLAGS.output:
+        from fno import storage
+
+        path = storage.resolve(FLAGS.output, "--output")
+        if path.exists() and not FLAGS.overwrite:
+            raise FnoError(f"{FLAGS.output} exists; pass --overwrite to replace it")
+        try:
+            workdir.write_json_atomic(path, report)
+        except OSError as e:
+            raise FnoError(f"{FLAGS.output}: cannot write ({e.strerror or e})") from e
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,207 @@
+"""A trained model as a plain function: ``model = fno.load(workdir)``, then ``model(u0)``.
+
+Everything the model needs travels with its checkpoint: the run's config (architecture,
+channels), the data normaliser (in the state) and the grid kind of its data (how the
+normaliser resamples), saved as the checkpoint's run facts by the training loop. So a user
+passes a workdir and NumPy arrays, nothing else. Prediction runs through the same
+``predict`` (model plus normaliser) that training and evaluation use (fno.steps), jitted
+over a one-axis data mesh on this process's devices (fno.parallel's mesh strategy), so a
+large input is split across the available accelerators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from fno import checkpoint as checkpoint_lib
+from fno import parallel, registry, steps, storage
+from fno.errors import FnoError
+
+State = dict[str, Any]
+
+
+def _saved_config(checkpointer: checkpoint_lib.Checkpointer, step: int,
+                  workdir: storage.Path) -> tuple[dict, dict]:
+    """The run's config and data description: the checkpoint's run facts, or for checkpoints
+    written before they held them, the config in ``results.json``."""
+    facts = checkpointer.run_info(step) or {}
+    if "config" in facts:
+        return facts["config"], facts.get("data", {})
+    results = workdir / "results.json"
+    if results.exists():
+        return json.loads(results.read_text())["config"], {}
+    raise FnoError(f"checkpoint {checkpointer.directory}/{step} does not record its config "
+                   f"(written by an older fno) and {results} is missing")
+
+
+def inference_strategy(config: ml_collections.ConfigDict) -> parallel.Strategy:
+    """A data-parallel mesh over this process's devices, whatever mesh the run trained on:
+    parameters replicated, batches split along 'data'."""
+    local = ml_collections.ConfigDict(config.to_dict())
+    local.mesh_shape, local.mesh_axes = (-1,), (parallel.DATA_AXIS,)
+    local.model_sharding = local.spatial_sharding = ""
+    return parallel.MeshStrategy(jax.local_devices(), local)
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained FNO with its normaliser; call it on NumPy arrays.
+
+    ``model(x)``: ``x`` is one sample ``[*grid]`` (``[*grid, C]`` with several input
+    channels) or a batch ``[n, *grid(, C)]``, at any resolution with at least
+    ``min_resolution`` points per axis (FNO is resolution-free); the result has the same
+    leading shape, in float32.
+    """
+
+    config: ml_collections.ConfigDict
+    step: int
+    workdir: str
+    data: dict  # the training data, as fno.datasets.Splits.describe saw them
+    state: State  # {"params", and "normalizer" when the run had one}
+    strategy: parallel.Strategy
+    predict: Any  # pure (state, x) -> y, as in training
+
+    @property
+    def grid_rank(self) -> int:
+        return registry.grid_rank(self.config)
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.model.get("in_channels") or 1
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.model.get("out_channels") or 1
+
+    @property
+    def resolution(self) -> int:
+        """The training resolution (points per grid axis)."""
+        return self.config.data.resolution
+
+    @property
+    def min_resolution(self) -> int:
+        return 2 * self.config.model.modes
+
+    def sample_shape(self, resolution: int) -> tuple[int, ...]:
+        """One input sample's shape at ``resolution``."""
+        channels = (self.in_channels,) if self.in_channels > 1 else ()
+        return (resolution,) * self.grid_rank + channels
+
+    def check_input(self, shape: tuple[int, ...]) -> bool:
+        """Whether ``shape`` is a batch (True) or one sample (False); a one-line FnoError
+        when it is neither or its grid is too coarse for the model's modes."""
+        sample_rank = self.grid_rank + (self.in_channels > 1)
+        if len(shape) not in (sample_rank, sample_rank + 1):
+            want = ", ".join(["S"] * self.grid_rank + ["C"] * (self.in_channels > 1))
+            raise FnoError(f"input of shape {list(shape)}: this model takes samples "
+                           f"[{want}] or batches [N, {want}] ({self.grid_rank} grid axis/axes, "
+                           f"{self.in_channels} input channel(s))")
+        batched = len(shape) == sample_rank + 1
+        sample = shape[1:] if batched else shape
+        if self.in_channels > 1 and sample[-1] != self.in_channels:
+            raise FnoError(f"input of shape {list(shape)} has {sample[-1]} channels; this "
+                           f"model takes {self.in_channels}")
+        grid = sample[:self.grid_rank]
+        if min(grid) < self.min_resolution:
+            raise FnoError(f"input grid {list(grid)} is too coarse for this model: it keeps "
+                           f"{self.config.model.modes} Fourier modes, so every grid axis needs "
+                           f"at least {self.min_resolution} points")
+        return batched
+
+    @property
+    def devices(self) -> int:
+        return len(self.strategy.devices)
+
+    def padded_batch(self, batch_size: int) -> int:
+        """``batch_size`` rounded up to a multiple of the devices (each gets a share)."""
+        return -(-max(1, batch_size) // self.devices) * self.devices
+
+    def __call__(self, x: Any, batch_size: int = 64) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        batched = self.check_input(x.shape)
+        xs = x if batched else x[None]
+        size = self.padded_batch(min(batch_size, len(xs)))
+        out = []
+        for start in range(0, len(xs), size):
+            chunk = xs[start:start + size]
+            pad = size - len(chunk)
+            if pad:  # every call sees one shape: compiled once per resolution
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            y = self._compiled(self.strategy.put_batch({"x": chunk}, False)["x"])
+            out.append(np.asarray(y)[:len(chunk) - pad])
+        y = np.concatenate(out) if out else np.zeros((0,), np.float32)
+        return y if batched else y[0]
+
+    @functools.cached_property
+    def _compiled(self) -> Any:
+        """``x -> predict(state, x)`` on the placed state, compiled once per input shape."""
+        predict = self.strategy._traced_with_layout(self.predict)
+        batch = self.strategy.layout.named(jax.sharding.PartitionSpec(parallel.DATA_AXIS))
+        jitted = jax.jit(predict, out_shardings=batch)
+        placed = self.strategy.place_state(self.state)
+        return lambda x: jitted(placed, x)
+
+    def throughput(self, x: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, float]:
+        """``(self(x), seconds)``, timed after a warm-up call that compiles the one batch
+        shape the timed call uses."""
+        xs = x if self.check_input(x.shape) else x[None]
+        self(xs[:batch_size], batch_size)
+        start = time.perf_counter()
+        y = self(x, batch_size)
+        return y, time.perf_counter() - start
+
+
+def checkpoint_steps(workdir: str) -> tuple[storage.Path, list[int]]:
+    """The workdir and its finalized checkpoint steps; one-line errors when there are none."""
+    path = storage.resolve(workdir, "--workdir")
+    if not path.is_dir():
+        raise FnoError(f"no such workdir: {workdir}")
+    directory = path / "checkpoints"
+    if not directory.is_dir():
+        raise FnoError(f"no checkpoint in {workdir} (train first: python main.py "
+                       f"--config=... --workdir={workdir})")
+    checkpointer = checkpoint_lib.Checkpointer(directory, asynchronous=False)
+    try:
+        found = sorted(checkpointer.manager.all_steps())
+    finally:
+        checkpointer.close()
+    if not found:
+        raise FnoError(f"no checkpoint in {workdir} (train first: python main.py "
+                       f"--config=... --workdir={workdir})")
+    return path, found
+
+
+def load(workdir: str, step: int | None = None) -> TrainedModel:
+    """The model of ``workdir``'s latest checkpoint (or of ``step``), ready to call."""
+    path, found = checkpoint_steps(workdir)
+    if step is None:
+        step = found[-1]
+    elif step not in found:
+        raise FnoError(f"no checkpoint at step {step} in {workdir} (it has "
+                       f"{', '.join(map(str, found))})")
+    checkpointer = checkpoint_lib.Checkpointer(path / "checkpoints", asynchronous=False)
+    try:
+        config_dict, data = _saved_config(checkpointer, step, path)
+        saved = checkpointer.restore(step, abstract_state=None)
+    finally:
+        checkpointer.close()
+    config = ml_collections.ConfigDict(config_dict)
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: registry.create_model(config, config.seed)),
+                            nnx.Param)
+    grid = data.get("grid") or registry.problem(config).grid
+    grid = "periodic" if grid == "auto" else grid
+    state = {"params": saved["params"]}
+    if "normalizer" in saved:
+        state["normalizer"] = saved["normalizer"]
+    predict = steps.make_predict(steps.make_apply(graphdef), grid, registry.grid_rank(config))
+    return TrainedModel(config=config, step=step, workdir=str(workdir), data=data,
+                        state=state, strategy=inference_strategy(config), predict=predict)
