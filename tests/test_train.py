@@ -125,6 +125,7 @@ BAD_INPUTS = {
     "modes above s/2": ["--config.model.modes=40"],
     "resolution does not divide the data": ["--config.data.resolution=48"],
     "negative size": ["--config.batch_size=-4"],
+    "batch larger than the training set": ["--config.batch_size=5000"],
     "unknown config field": ["--config.not_a_field=3"],
     "unknown compute dtype": ["--config.model.dtype=float8"],
     "wrong type": ["--config.batch_size=eight"],
