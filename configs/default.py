@@ -44,6 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
     # weight_decay, not AdamW), lr multiplied by lr_decay_factor every lr_decay_epochs.
     config.learning_rate = 1e-3
     config.weight_decay = 1e-4
+    # How the per-sample relative L2 errors of a batch become the loss: "mean" (flax's
+    # examples, neuraloperator's LpLoss default) or "sum" (the released FNO scripts'
+    # LpLoss(size_average=False)). Adam ignores the loss's scale but not its ratio to the
+    # coupled weight decay: "sum" weighs the decay batch_size times less.
+    config.loss_reduction = "mean"
     config.lr_decay_epochs = 50
     config.lr_decay_factor = 0.5
 

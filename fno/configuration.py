@@ -20,6 +20,7 @@ from fno.parallel import DATA_AXIS, MODES, Strategy
 from fno.sharding import GRID_AXES, axis_rules
 
 MESH_MODES = ("mesh", "mesh_scan")
+LOSS_REDUCTIONS = ("mean", "sum")
 
 _POSITIVE_INTS = (
     "batch_size", "steps_per_call", "keep_checkpoints", "data.num_train", "data.num_test",
@@ -73,6 +74,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise FnoError(f"config.{name} must be positive, got {config[name]!r}")
     if not float(config.weight_decay) >= 0:
         raise FnoError(f"config.weight_decay must be >= 0, got {config.weight_decay!r}")
+    if config.get("loss_reduction", "mean") not in LOSS_REDUCTIONS:
+        raise FnoError(f"config.loss_reduction: unknown {config.loss_reduction!r}; choose "
+                       f"one of {', '.join(LOSS_REDUCTIONS)}")
     if config.model.activation not in ACTIVATIONS:
         raise FnoError(f"config.model.activation: unknown {config.model.activation!r}; "
                        f"choose one of {', '.join(sorted(ACTIVATIONS))}")

@@ -77,7 +77,7 @@ def build(config: ml_collections.ConfigDict, steps_per_epoch: int, *,
     graphdef, state = steps.create_state(config, tx, strategy.state_shardings, normalizer,
                                          abstract=abstract)
     predict = steps.make_predict(steps.make_apply(graphdef), grid, registry.grid_rank(config))
-    train_step = steps.make_train_step(predict, tx)
+    train_step = steps.make_train_step(predict, tx, steps.loss_scale(config))
     eval_step = steps.make_eval_step(predict)
     return Setup(config=config, strategy=strategy, tx=tx, graphdef=graphdef, predict=predict,
                  train_step=train_step, eval_step=eval_step,

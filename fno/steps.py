@@ -115,13 +115,22 @@ def _all_finite(*trees: Any) -> jax.Array:
     return jnp.all(jnp.isfinite(jnp.stack(sums)))
 
 
-def make_train_step(predict: Callable, tx: optax.GradientTransformation) -> Callable:
+def loss_scale(config: ml_collections.ConfigDict) -> float:
+    """The factor from the batch's mean loss to the configured reduction: 1 for "mean",
+    the global batch size for "sum" (the released code's summed loss)."""
+    return float(config.batch_size) if config.get("loss_reduction", "mean") == "sum" else 1.0
+
+
+def make_train_step(predict: Callable, tx: optax.GradientTransformation,
+                    scale: float = 1.0) -> Callable:
     """``step(state, batch, axis_name=None) -> (state, TrainMetrics)``.
 
-    The loss is the mean per-sample relative L2 error over all grid axes (the released code
-    summed it; the mean only rescales), on decoded outputs when there is a normaliser. Under
-    pmap the gradient is averaged over ``axis_name``: every device holds the same number of
-    samples, so this equals the gradient of the global mean.
+    The loss is the mean per-sample relative L2 error over all grid axes times ``scale``
+    (:func:`loss_scale`; the global batch size gives the released code's sum), on decoded
+    outputs when there is a normaliser. Scaling the mean rather than summing locally keeps
+    the reduction independent of how the batch is split: under pmap the gradient is averaged
+    over ``axis_name``, and every device holds the same number of samples, so this equals the
+    gradient of the global loss.
 
     A step whose loss or gradient is not finite leaves parameters and optimizer state
     unchanged and is counted in the metrics; the loop decides whether to stop (the default)
@@ -132,7 +141,7 @@ def make_train_step(predict: Callable, tx: optax.GradientTransformation) -> Call
         def loss_fn(params):
             pred = predict({**state, "params": params}, batch["x"])
             rel = metrics_lib.relative_l2(pred, batch["y"])
-            return jnp.mean(rel), (rel, pred)
+            return jnp.mean(rel) * scale, (rel, pred)
 
         grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:

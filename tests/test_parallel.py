@@ -101,3 +101,35 @@ def test_no_recompilation(mode, source):
 def test_training_reduces_the_loss(source):
     _, losses = run_mode("basic", source, num_steps=30)
     assert losses[-1] < 0.7 * losses[0]
+
+
+def relative_difference(a, b) -> float:
+    flat_a = np.concatenate([p.ravel() for p in jax.tree.leaves(a)])
+    flat_b = np.concatenate([p.ravel() for p in jax.tree.leaves(b)])
+    return float(np.linalg.norm(flat_a - flat_b) / np.linalg.norm(flat_b))
+
+
+def test_summed_loss_weighs_the_decay_as_the_released_code(source):
+    """loss_reduction="sum" multiplies the gradient by the global batch size B before the
+    coupled decay is added: as Adam ignores a common scale (up to its epsilon), that equals
+    the mean with the decay divided by B, and differs from the mean with the same decay. In
+    pmap mode, whose devices each reduce a part of the batch, it gives the same steps."""
+    decay = 0.1  # large, so that how it is weighed shows within a few steps
+
+    def run(mode, reduction, weight_decay):
+        config = tiny_config(mode)
+        config.loss_reduction, config.weight_decay = reduction, weight_decay
+        return run_mode(mode, source, config=config)
+
+    summed, summed_losses = run("basic", "sum", decay)
+    rescaled, _ = run("basic", "mean", decay / 16)
+    same_decay, _ = run("basic", "mean", decay)
+    no_decay, _ = run("basic", "mean", 0.0)
+    # Adam's epsilon, not scaled with the gradient, leaves a trace on parameters whose
+    # gradients are tiny: under 1% of what the decay itself changes.
+    effect = relative_difference(rescaled, no_decay)
+    assert relative_difference(summed, rescaled) < 0.01 * effect
+    assert relative_difference(summed, same_decay) > 0.5 * effect
+    pmap_summed, pmap_losses = run("pmap", "sum", decay)
+    assert relative_difference(pmap_summed, summed) < 1e-5
+    np.testing.assert_allclose(pmap_losses, summed_losses, rtol=1e-5)  # reported unscaled
