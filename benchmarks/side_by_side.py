@@ -9,7 +9,8 @@ the same recipe, run in the peer environment) on the dataset fno generates for t
 (its cache), the same split, one after the other. Writes
 ``benchmarks/results/side_by_side_s<S>.json``: every run's test errors at the training and
 the zero-shot resolutions and wall times, and per implementation the mean, the smallest and
-the largest error.
+the largest error. Runs of other seeds already in that file (same resolution and epochs) are
+kept, so seeds can be added one invocation at a time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def summary(runs: list[dict], key: str) -> dict:
             "seeds": [r["seed"] for r in runs], "values": values}
 
 
+def checked(command: list[str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        sys.exit(f"error: {' '.join(command[:3])} ... exited with {done.returncode}: {tail[0]}")
+    return done
+
+
 def run_fno(resolution: int, seed: int, epochs: int, workdir: pathlib.Path,
             eval_resolutions: list[int]) -> dict:
     command = [sys.executable, str(ROOT / "main.py"),
@@ -45,7 +54,7 @@ def run_fno(resolution: int, seed: int, epochs: int, workdir: pathlib.Path,
                f"--config.num_epochs={epochs}",
                f"--config.data.eval_resolutions=({','.join(map(str, eval_resolutions))},)"]
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    checked(command)
     results = json.loads((workdir / "results.json").read_text())
     out = {"implementation": "fno", "seed": seed, "resolution": resolution,
            "test_rel_l2": results["test_rel_l2"], "wall_s": round(time.perf_counter() - start, 1),
@@ -61,7 +70,7 @@ def run_peer(python: str, data_dir: str, resolution: int, seed: int, epochs: int
                f"--resolution={resolution}", f"--seed={seed}", f"--epochs={epochs}",
                f"--eval_resolutions={','.join(map(str, eval_resolutions))}"]
     start = time.perf_counter()
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = checked(command)
     out = json.loads(done.stdout.strip().splitlines()[-1])
     out["wall_s"] = round(time.perf_counter() - start, 1)
     out["command"] = " ".join(["$PEER_PYTHON", *command[1:]])
@@ -83,7 +92,14 @@ def main() -> None:
     evals = [int(r) for r in args.eval_resolutions.split(",") if r and int(r) != args.resolution]
     data_dir = datasets.default_data_dir(burgers_paper.get_config(str(args.resolution)))
     workdir = pathlib.Path(args.workdir)
+    output = pathlib.Path(args.output or ROOT / "benchmarks" / "results" /
+                          f"side_by_side_s{args.resolution}.json")
     runs = {"fno": [], "neuraloperator": []}
+    if output.exists():
+        previous = json.loads(output.read_text())
+        if (previous["resolution"], previous["epochs"]) == (args.resolution, args.epochs):
+            runs = {name: [r for r in rs if r["seed"] not in seeds]
+                    for name, rs in previous["runs"].items()}
     for seed in seeds:
         fno_run = run_fno(args.resolution, seed, args.epochs,
                           workdir / f"fno_s{args.resolution}_seed{seed}", evals)
@@ -94,6 +110,8 @@ def main() -> None:
         runs["neuraloperator"].append(peer_run)
         print(json.dumps({k: v for k, v in peer_run.items() if k not in ("command", "curve")}),
               flush=True)
+    for rs in runs.values():
+        rs.sort(key=lambda r: r["seed"])
     keys = ["test_rel_l2"] + [f"test_rel_l2_s{r}" for r in evals]
     report = {
         "resolution": args.resolution, "epochs": args.epochs, "data_dir": data_dir,
@@ -101,8 +119,6 @@ def main() -> None:
         "summary": {name: {k: summary(rs, k) for k in keys} for name, rs in runs.items()},
         "runs": runs,
     }
-    output = pathlib.Path(args.output or ROOT / "benchmarks" / "results" /
-                          f"side_by_side_s{args.resolution}.json")
     output.write_text(json.dumps(report, indent=2) + "\n")
     for name, s in report["summary"].items():
         t = s["test_rel_l2"]
