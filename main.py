@@ -16,6 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from fno import runtime
+from fno.cli import fail
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:arg]).",
@@ -32,12 +33,6 @@ def quiet_library_info_logs() -> None:
         return record.levelno >= py_logging.WARNING or not any(p in record.pathname for p in noisy)
 
     logging.get_absl_handler().addFilter(keep)
-
-
-def fail(message: str) -> None:
-    """Report a user mistake in one line and exit with status 1."""
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(1)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -23,11 +23,11 @@ from fno.errors import FnoError
 FORMATS = (".npy", ".npz", ".mat", ".h5", ".hdf5")
 
 
-def _suffix(path: pathlib.Path) -> str:
+def _suffix(path: pathlib.Path, formats: tuple[str, ...] = FORMATS) -> str:
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in formats:
         raise FnoError(f"{path}: unsupported format {suffix or '(none)'!r}; use one of "
-                       f"{', '.join(FORMATS)}")
+                       f"{', '.join(formats)}")
     return suffix
 
 
@@ -77,11 +77,13 @@ def read_array(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndar
                        f"({' '.join(str(e).split())[:200]})") from e
 
 
-def check_writable(path: str | os.PathLike, overwrite: bool) -> pathlib.Path:
-    """Fail before any work when ``path`` cannot be written: an unsupported format, an
-    existing file without ``overwrite``, or a directory that is missing or not writable."""
+def check_writable(path: str | os.PathLike, overwrite: bool,
+                   formats: tuple[str, ...] = FORMATS) -> pathlib.Path:
+    """Fail before any work when ``path`` cannot be written: a suffix not in ``formats``, an
+    existing file without ``overwrite``, or a directory that is missing or not writable.
+    Every command's output goes through this check (predict, evaluate, export)."""
     path = pathlib.Path(path)
-    _suffix(path)
+    _suffix(path, formats)
     if path.exists() and not overwrite:
         raise FnoError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():

@@ -35,21 +35,6 @@ flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 
-def _resolutions(model) -> list[int] | None:
-    from fno.errors import FnoError
-
-    if FLAGS.resolutions is None:
-        return None
-    try:
-        values = [int(r) for r in FLAGS.resolutions]
-    except ValueError as e:
-        raise FnoError(f"--resolutions: expected integers, got {FLAGS.resolutions}") from e
-    if any(r < model.min_resolution for r in values):
-        raise FnoError(f"--resolutions: this model needs at least {model.min_resolution} "
-                       f"points per axis, got {values}")
-    return values
-
-
 def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
     """``{resolution: source}`` of ``path`` (training resolution first, like fno.datasets)."""
     from fno import registry
@@ -79,11 +64,13 @@ def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dic
 
 
 def main() -> None:
-    from fno import datasets, inference, steps, train, workdir
+    from fno import array_io, datasets, inference, steps, train, workdir
     from fno.errors import FnoError
 
+    output = FLAGS.output and array_io.check_writable(FLAGS.output, FLAGS.overwrite, (".json",))
     model = inference.load(FLAGS.workdir, FLAGS.step)
-    resolutions = _resolutions(model)
+    resolutions = (model.checked_resolutions(FLAGS.resolutions, "--resolutions")
+                   if FLAGS.resolutions is not None else None)
     config = model.config.copy_and_resolve_references()
     if FLAGS.data is None:
         if FLAGS.split == "all":
@@ -108,14 +95,9 @@ def main() -> None:
     report = {"workdir": FLAGS.workdir, "step": model.step, "data": where,
               "samples": len(next(iter(test.values()))), **metrics}
     print(json.dumps(report))
-    if FLAGS.output:
-        from fno import storage
-
-        path = storage.resolve(FLAGS.output, "--output")
-        if path.exists() and not FLAGS.overwrite:
-            raise FnoError(f"{FLAGS.output} exists; pass --overwrite to replace it")
+    if output:
         try:
-            workdir.write_json_atomic(path, report)
+            workdir.write_json_atomic(output, report)
         except OSError as e:
             raise FnoError(f"{FLAGS.output}: cannot write ({e.strerror or e})") from e
 

@@ -119,33 +119,18 @@ def model_card(model, functions: dict, platforms: list[str], leaves: list) -> di
 
 
 def main() -> None:
-    import pathlib
-
-    from fno import inference, storage
+    from fno import array_io, inference, storage
     from fno.errors import FnoError
 
-    output = pathlib.Path(FLAGS.output)
-    if output.suffix != ".fnox":
-        raise FnoError(f"--output={FLAGS.output}: name the archive *.fnox")
-    if output.exists() and not FLAGS.overwrite:
-        raise FnoError(f"{output} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        raise FnoError(f"{output}: directory {output.parent} does not exist")
+    output = array_io.check_writable(FLAGS.output, FLAGS.overwrite, (".fnox",))
     unknown = set(FLAGS.platforms) - {"cpu", "cuda", "rocm", "tpu"}
     if unknown:
         raise FnoError(f"--platforms: unknown {', '.join(sorted(unknown))} (choose from cpu, "
                        f"cuda, rocm, tpu)")
     model = inference.load(FLAGS.workdir, FLAGS.step)
-    if FLAGS.resolutions:
-        try:
-            resolutions = [int(r) for r in FLAGS.resolutions]
-        except ValueError as e:
-            raise FnoError(f"--resolutions: expected integers, got {FLAGS.resolutions}") from e
-    else:
-        resolutions = [model.resolution, *model.data.get("test_resolutions", [])]
-    resolutions = list(dict.fromkeys(resolutions))
-    for r in resolutions:
-        model.check_input(model.sample_shape(r))
+    resolutions = model.checked_resolutions(
+        FLAGS.resolutions or [model.resolution, *model.data.get("test_resolutions", [])],
+        "--resolutions")
     members = export_model(model, resolutions, FLAGS.platforms)
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:

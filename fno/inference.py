@@ -117,6 +117,19 @@ class TrainedModel:
                            f"at least {self.min_resolution} points")
         return batched
 
+    def checked_resolutions(self, values: list[str], flag: str) -> list[int]:
+        """``values`` of a command-line list as resolutions this model can take, in order,
+        without repeats; a one-line FnoError otherwise."""
+        try:
+            resolutions = list(dict.fromkeys(int(v) for v in values))
+        except ValueError as e:
+            raise FnoError(f"{flag}: expected integers, got {','.join(values)}") from e
+        if any(r < self.min_resolution for r in resolutions):
+            raise FnoError(f"{flag}: this model keeps {self.config.model.modes} Fourier modes, "
+                           f"so it needs at least {self.min_resolution} points per axis, got "
+                           f"{resolutions}")
+        return resolutions
+
     @property
     def devices(self) -> int:
         return len(self.strategy.devices)
@@ -144,7 +157,7 @@ class TrainedModel:
     @functools.cached_property
     def _compiled(self) -> Any:
         """``x -> predict(state, x)`` on the placed state, compiled once per input shape."""
-        predict = self.strategy._traced_with_layout(self.predict)
+        predict = self.strategy.with_layout(self.predict)
         batch = self.strategy.layout.named(jax.sharding.PartitionSpec(parallel.DATA_AXIS))
         jitted = jax.jit(predict, out_shardings=batch)
         placed = self.strategy.place_state(self.state)

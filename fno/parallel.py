@@ -233,7 +233,7 @@ class MeshStrategy(Strategy):
             lambda x: jax.make_array_from_process_local_data(
                 self.layout.batch_sharding(np.shape(x), stacked), x), batch)
 
-    def _traced_with_layout(self, fn: Callable) -> Callable:
+    def with_layout(self, fn: Callable) -> Callable:
         """``fn`` whose trace sees this layout's activation constraints (fno.sharding)."""
 
         def traced(*args):
@@ -246,7 +246,7 @@ class MeshStrategy(Strategy):
         """The jitted train call for states shaped like ``state`` (arrays or abstract): the
         new state keeps each leaf's input sharding, so donation works and nothing recompiles.
         Exposed for ahead-of-time ``lower().compile()`` (benchmarks/memory.py)."""
-        fn = self._traced_with_layout(scan_steps(step) if self.uses_scan else step)
+        fn = self.with_layout(scan_steps(step) if self.uses_scan else step)
         return jax.jit(fn, out_shardings=(self.state_shardings(state), self.sharding),
                        donate_argnums=0)
 
@@ -262,7 +262,7 @@ class MeshStrategy(Strategy):
         return call
 
     def compile_eval(self, eval_step: Callable) -> Callable:
-        return jax.jit(self._traced_with_layout(eval_step), out_shardings=self.sharding)
+        return jax.jit(self.with_layout(eval_step), out_shardings=self.sharding)
 
 
 class MeshScanStrategy(MeshStrategy):

@@ -237,6 +237,7 @@ def test_predict_mistakes_are_one_line(trained, dataset, tmp_path):
 def test_evaluate_and_export_mistakes_are_one_line(trained, tmp_path):
     existing = tmp_path / "m.fnox"
     existing.write_bytes(b"keep me")
+    (tmp_path / "m.fnox.json").write_bytes(b"keep me")
     cases = [
         ("fno.evaluate", ["--workdir=/nonexistent/run"], "no such workdir"),
         ("fno.evaluate", [f"--workdir={trained}", f"--data={tmp_path}/missing.npz"],
@@ -244,7 +245,12 @@ def test_evaluate_and_export_mistakes_are_one_line(trained, tmp_path):
         ("fno.evaluate", [f"--workdir={trained}", "--resolutions=4"], "at least 8 points"),
         ("fno.export", [f"--workdir={trained}", f"--output={existing}"],
          "exists; pass --overwrite"),
-        ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/m.zip"], "*.fnox"),
+        ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/m.zip"],
+         "use one of .fnox"),
+        ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/n.fnox",
+                        "--resolutions=64,x"], "expected integers"),
+        ("fno.evaluate", [f"--workdir={trained}", f"--output={existing}.json"],
+         "exists; pass --overwrite"),
         ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/n.fnox",
                         "--platforms=gpu"], "unknown gpu"),
     ]
@@ -252,3 +258,4 @@ def test_evaluate_and_export_mistakes_are_one_line(trained, tmp_path):
         line = one_error_line(command(module, *args))
         assert expected in line, (module, expected, line)
     assert existing.read_bytes() == b"keep me"
+    assert (tmp_path / "m.fnox.json").read_bytes() == b"keep me"
