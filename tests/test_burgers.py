@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import fno
+from configs import burgers_v1000, default
+from fno import datasets
 from fno.data import bench, burgers, grf
 
 
@@ -32,6 +34,32 @@ def cole_hopf(u0: np.ndarray, nu: float, t: float, oversample: int = 4) -> np.nd
     phi = np.fft.irfft(p, m, norm="forward")
     phi_x = np.fft.irfft(2j * np.pi * km * p, m, norm="forward")
     return (-2 * nu * phi_x / phi)[:, ::oversample]
+
+
+def cole_hopf_log_space(u0: np.ndarray, nu: float, t: float, x_stride: int = 1,
+                        oversample: int = 1, images: int = 2) -> np.ndarray:
+    """Exact u(x_j, t) at every ``x_stride``-th point for small nu, where phi0 = exp(-int u0 /
+    (2 nu)) spans too many orders of magnitude for the spectral form above: the heat-kernel
+    integral u = int ((x - y) / t) w dy / int w dy, log w = -(x - y)^2 / (4 nu t) - int u0 /
+    (2 nu), is a log-sum-exp over quadrature points y on the line (``images`` periods either
+    side of [0, 1)), where the periodic trapezoid rule converges spectrally."""
+    b, s = u0.shape
+    m = oversample * s
+    c = np.fft.rfft(u0, norm="forward")
+    k = np.arange(1, s // 2)
+    antiderivative = np.zeros((b, m // 2 + 1), complex)
+    antiderivative[:, 1:s // 2] = c[:, 1:s // 2] / (2j * np.pi * k)
+    log_phi0 = -np.fft.irfft(antiderivative, m, norm="forward") / (2 * nu)
+    y = np.arange(m) / m
+    x = np.arange(0, s, x_stride) / s
+    shifts = np.arange(-images, images + 1)
+    d = (x[:, None, None] - y[None, None, :] - shifts[None, :, None]).reshape(len(x), -1)
+    out = np.empty((b, len(x)))
+    for i in range(b):
+        log_w = np.tile(log_phi0[i], len(shifts))[None, :] - d * d / (4 * nu * t)
+        w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+        out[i] = (w * d).sum(axis=1) / (t * w.sum(axis=1))
+    return out
 
 
 def rel_l2(u, ref):
@@ -59,6 +87,49 @@ def test_matches_cole_hopf(nu):
     err = rel_l2(burgers.solve_burgers(u0, nu=nu, t_final=1.0), ref).max()
     print(f"nu={nu}: max relative L2 error vs Cole-Hopf {err:.2e}")
     assert err <= 1e-8
+
+
+def test_log_space_cole_hopf_equals_the_spectral_form():
+    """The two exact solutions agree where both are accurate (nu = 0.01)."""
+    u0 = grf.sample_grf(1, range(2), 512)
+    ref = cole_hopf(u0, 0.01, 1.0)
+    np.testing.assert_allclose(cole_hopf_log_space(u0, 0.01, 1.0), ref, rtol=0, atol=1e-12)
+
+
+# The released generator's problem (configs/burgers_v1000.py): the two samples of its first
+# 2048 with the steepest fronts at t = 1 (|u_x| up to ~98), found by solving all of them.
+V1000_HARDEST = (1521, 930)
+
+
+@pytest.fixture(scope="module")
+def v1000():
+    from configs import burgers_v1000 as v
+    law = {"sigma": v.SIGMA, "tau": v.TAU, "gamma": v.GAMMA}
+    u0 = grf.sample_grf(0, V1000_HARDEST, burgers.DEFAULT_RESOLUTION, **law)
+    exact = cole_hopf_log_space(u0, v.NU, 1.0, x_stride=8)
+    return v, u0, exact
+
+
+def test_v1000_settings_match_cole_hopf_and_a_finer_solve(v1000):
+    v, u0, exact = v1000
+    used = burgers.solve_burgers(u0, nu=v.NU, grid=v.SOLVER_GRID, steps=v.SOLVER_STEPS,
+                                 batch_size=len(u0))
+    finer = burgers.solve_burgers(u0, nu=v.NU, grid=2 * v.SOLVER_GRID,
+                                  steps=2 * v.SOLVER_STEPS, batch_size=len(u0))
+    err, self_err = rel_l2(used[:, ::8], exact).max(), rel_l2(used, finer).max()
+    print(f"nu={v.NU}: vs Cole-Hopf {err:.2e}, vs 2x grid and steps {self_err:.2e}, finer vs "
+          f"Cole-Hopf {rel_l2(finer[:, ::8], exact).max():.2e}")
+    assert err <= 2e-8 and self_err <= 2e-8
+    assert rel_l2(finer[:, ::8], exact).max() <= 2e-9  # the error shrinks under refinement
+    assert np.abs(np.diff(exact, axis=1)).max() * exact.shape[1] > 50  # steep fronts
+
+
+def test_v1000_check_catches_too_few_points_or_steps(v1000):
+    v, u0, exact = v1000
+    for kw in ({"grid": v.SOLVER_GRID // 4, "steps": v.SOLVER_STEPS},
+               {"grid": v.SOLVER_GRID, "steps": v.SOLVER_STEPS // 4}):
+        coarse = burgers.solve_burgers(u0, nu=v.NU, batch_size=len(u0), **kw)
+        assert rel_l2(coarse[:, ::8], exact).max() > 1e-7
 
 
 def test_cole_hopf_check_catches_a_coarse_solver():
@@ -212,3 +283,12 @@ def test_bench_runs(capsys):
     results = bench.benchmark(num_samples=8, resolution=64, nu=0.1, full=False)
     assert results["samples_per_s"] > 0
     assert "projected 2048 samples" in capsys.readouterr().out
+
+
+def test_cache_names_keep_the_default_and_tell_presets_apart():
+    """The paper-text default keeps its historical cache name (existing caches stay valid);
+    the released generator's law and explicit solver settings make a different name."""
+    paper = os.path.basename(datasets.default_data_dir(default.get_config()))
+    v1000 = os.path.basename(datasets.default_data_dir(burgers_v1000.get_config()))
+    assert paper == "burgers_n2048_s8192_nu0.1_t1_seed0"
+    assert v1000 == "burgers_n2048_s8192_nu0.001_t1_seed0_grf49-7-2.5_grid2048_steps2000"

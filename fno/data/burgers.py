@@ -30,7 +30,8 @@ name, because it is written elsewhere and renamed into place (:mod:`fno.data.dat
 shared with the Darcy generator).
 
     python -m fno.data.burgers --output_dir=DIR [--num_samples=2048 --resolution=8192
-        --seed=0 --nu=0.1 --t_final=1 --grid=0 --steps=0 --chunk_size=256 --overwrite]
+        --seed=0 --nu=0.1 --t_final=1 --sigma=25 --tau=5 --gamma=2 --grid=0 --steps=0
+        --chunk_size=256 --overwrite]
 """
 
 from __future__ import annotations
@@ -307,6 +308,9 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", DEFAULT_SEED, "Sample i is drawn from default_rng([seed, i]).")
     flags.DEFINE_float("nu", DEFAULT_NU, "Viscosity.")
     flags.DEFINE_float("t_final", DEFAULT_T_FINAL, "Time of the stored solution u1.")
+    flags.DEFINE_float("sigma", grf.DEFAULT_SIGMA, "Initial-condition scale sigma.")
+    flags.DEFINE_float("tau", grf.DEFAULT_TAU, "Initial-condition inverse length tau.")
+    flags.DEFINE_float("gamma", grf.DEFAULT_GAMMA, "Initial-condition smoothness gamma.")
     flags.DEFINE_integer("grid", 0, "Solver grid points (0: automatic rule).")
     flags.DEFINE_integer("steps", 0, "ETDRK4 time steps (0: automatic rule).")
     flags.DEFINE_integer("chunk_size", DEFAULT_CHUNK_SIZE, "Samples per progress report.")
@@ -321,7 +325,8 @@ def main(argv: list[str]) -> None:
     try:
         generate_dataset(f.output_dir, num_samples=f.num_samples, resolution=f.resolution,
                          seed=f.seed, nu=f.nu, t_final=f.t_final, chunk_size=f.chunk_size,
-                         overwrite=f.overwrite, **solver_kw)
+                         overwrite=f.overwrite, sigma=f.sigma, tau=f.tau, gamma=f.gamma,
+                         **solver_kw)
     except (ValueError, FileExistsError) as e:
         sys.exit(f"fno.data.burgers: {e}")
 
