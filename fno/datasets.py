@@ -125,6 +125,9 @@ def _generate_if_missing(path: str, config: ml_collections.ConfigDict) -> None:
                      "s = %d).", path, config.data.name, gen.num_samples, gen.resolution)
         try:
             problem.generate(path, **gen.to_dict())
+        except (ValueError, TypeError) as e:
+            # The generators check their settings before they write anything.
+            raise FnoError(f"config.data.generate: {e}") from e
         except OSError as e:
             # Without a working lock another host may have committed the same (deterministic)
             # dataset first: its complete copy is as good as ours.

@@ -147,6 +147,28 @@ def test_bad_input_is_one_line_error(case, dataset, tmp_path):
     assert len(errors) == 1, result.stderr[-3000:]
 
 
+BAD_GENERATE = {
+    "odd solver grid": ["--config.data.generate.grid=7", "--config.data.generate.steps=50"],
+    "viscosity below the automatic rule": ["--config.data.generate.nu=0.001"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GENERATE))
+def test_bad_generator_setting_is_one_line_error(case, tmp_path):
+    """Settings reach the generator only when the dataset is missing; its checks become one
+    line, and nothing is left in the cache."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+               JAX_PLATFORMS="cpu", FNO_DATA_DIR=str(cache))
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path / 'w'}",
+                             f"--config={ROOT}/configs/tiny.py", *BAD_GENERATE[case]],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "config.data.generate" in errors[0], result.stderr[-3000:]
+    assert [name for name in os.listdir(cache) if not name.startswith(".")] == []
+
+
 def test_missing_config_file_and_unwritable_workdir(dataset, tmp_path):
     result = run_main(tmp_path, f"--config={tmp_path}/nope.py")
     assert result.returncode != 0 and "Traceback" not in result.stderr
