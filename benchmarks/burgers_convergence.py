@@ -1,0 +1,88 @@
+"""Spatial and temporal convergence of the Burgers solver on a preset's hardest samples.
+
+    python benchmarks/burgers_convergence.py [--config=burgers_v1000] [--samples=1521,930,0,1]
+        [--output=benchmarks/results/burgers_v1000_convergence.json]
+
+Solves the chosen samples of the preset's dataset (seed 0, s = 8192) with the preset's solver
+settings, with fewer and more Fourier points and ETDRK4 steps, and against two references: a
+solve on 8x the points and 4x the steps, and the exact Cole–Hopf solution evaluated in log
+space (tests/test_burgers.py, every 8th point). Prints and writes the largest relative L2
+error over the samples for each setting, and the float32 rounding of the stored arrays, so
+that the grid and steps a preset uses are a measured choice. The defaults are the released
+generator's problem (ν = 1e-3) and the two samples of its first 2048 with the steepest
+fronts; tests/test_burgers.py asserts the preset's own settings on those two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fno.data import burgers, grf  # noqa: E402
+from tests.test_burgers import cole_hopf_log_space, rel_l2  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="burgers_v1000")
+    parser.add_argument("--samples", default="1521,930,0,1")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    preset = importlib.import_module(f"configs.{args.config}")
+    gen = preset.get_config().data.generate
+    if gen.grid is None or gen.steps is None:
+        sys.exit(f"error: configs/{args.config}.py does not set data.generate.grid and .steps")
+    samples = [int(i) for i in args.samples.split(",")]
+    u0 = grf.sample_grf(gen.seed, samples, gen.resolution, sigma=gen.sigma, tau=gen.tau,
+                        gamma=gen.gamma)
+
+    def solve(grid: int, steps: int) -> np.ndarray:
+        return burgers.solve_burgers(u0, nu=gen.nu, t_final=gen.t_final, grid=grid,
+                                     steps=steps, batch_size=len(u0))
+
+    start = time.perf_counter()
+    reference = solve(8 * gen.grid, 4 * gen.steps)
+    exact = cole_hopf_log_space(u0, gen.nu, gen.t_final, x_stride=8)
+    used = solve(gen.grid, gen.steps)
+    rows = []
+    settings = sorted({(g, gen.steps) for g in (gen.grid // 4, gen.grid // 2, gen.grid,
+                                                2 * gen.grid)}
+                      | {(gen.grid, s) for s in (gen.steps // 4, gen.steps // 2, 2 * gen.steps)})
+    for grid, steps in settings:
+        u = used if (grid, steps) == (gen.grid, gen.steps) else solve(grid, steps)
+        rows.append({"grid": grid, "steps": steps,
+                     "vs_reference": float(rel_l2(u, reference).max()),
+                     "vs_cole_hopf": float(rel_l2(u[:, ::8], exact).max())})
+        print(f"grid {grid:6d}  steps {steps:5d}  vs finer solve {rows[-1]['vs_reference']:.2e}"
+              f"  vs Cole-Hopf {rows[-1]['vs_cole_hopf']:.2e}")
+    report = {
+        "config": args.config, "nu": gen.nu, "samples": samples,
+        "law": {"sigma": gen.sigma, "tau": gen.tau, "gamma": gen.gamma},
+        "used": {"grid": gen.grid, "steps": gen.steps},
+        "reference": {"grid": 8 * gen.grid, "steps": 4 * gen.steps,
+                      "vs_cole_hopf": float(rel_l2(reference[:, ::8], exact).max())},
+        "float32_storage": float(rel_l2(used.astype(np.float32).astype(np.float64),
+                                        used).max()),
+        "max_abs_u_x": float(np.abs(np.diff(used, axis=1)).max() * used.shape[1]),
+        "rows": rows, "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(f"reference ({8 * gen.grid} points, {4 * gen.steps} steps) vs Cole-Hopf "
+          f"{report['reference']['vs_cole_hopf']:.2e}; float32 storage "
+          f"{report['float32_storage']:.2e}; max |u_x| {report['max_abs_u_x']:.1f}")
+    output = pathlib.Path(args.output or ROOT / "benchmarks" / "results"
+                          / f"{args.config}_convergence.json")
+    output.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
