@@ -10,7 +10,9 @@ space (tests/test_burgers.py, every 8th point). Prints and writes the largest re
 error over the samples for each setting, and the float32 rounding of the stored arrays, so
 that the grid and steps a preset uses are a measured choice. The defaults are the released
 generator's problem (ν = 1e-3) and the two samples of its first 2048 with the steepest
-fronts; tests/test_burgers.py asserts the preset's own settings on those two.
+fronts; tests/test_burgers.py asserts the preset's own settings on those two. The settings
+may be the automatic rule's (``--config=burgers_paper``). When the preset's dataset is in the
+cache, it also records how much of u0's norm survives to t = 1 and how steep u(., 1) gets.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pathlib
 import sys
 import time
@@ -27,8 +30,24 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fno import datasets  # noqa: E402
 from fno.data import burgers, grf  # noqa: E402
 from tests.test_burgers import cole_hopf_log_space, rel_l2  # noqa: E402
+
+
+def dataset_stats(path: str) -> dict | None:
+    """How much of u0 survives to t = 1 and how steep u(., 1) gets, over the whole generated
+    dataset when it is in the cache (None otherwise)."""
+    if not os.path.exists(os.path.join(path, "meta.json")):
+        return None
+    u0 = np.load(os.path.join(path, "u0.npy")).astype(np.float64)
+    u1 = np.load(os.path.join(path, "u1.npy")).astype(np.float64)
+    kept = np.linalg.norm(u1, axis=1) / np.linalg.norm(u0, axis=1)
+    slope = np.abs(np.diff(u1, axis=1, append=u1[:, :1])).max(axis=1) * u1.shape[1]
+    return {"path": path, "norm_u1_over_u0": {"median": float(np.median(kept)),
+                                              "min": float(kept.min()), "max": float(kept.max())},
+            "max_abs_u_x": {"median": float(np.median(slope)), "max": float(slope.max()),
+                            "argmax": int(slope.argmax())}}
 
 
 def main() -> None:
@@ -38,9 +57,10 @@ def main() -> None:
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     preset = importlib.import_module(f"configs.{args.config}")
-    gen = preset.get_config().data.generate
-    if gen.grid is None or gen.steps is None:
-        sys.exit(f"error: configs/{args.config}.py does not set data.generate.grid and .steps")
+    config = preset.get_config()
+    gen = config.data.generate
+    chosen = burgers.solver_settings(gen.nu, gen.t_final, grid=gen.grid, steps=gen.steps)
+    grid0, steps0 = chosen.grid, chosen.steps
     samples = [int(i) for i in args.samples.split(",")]
     u0 = grf.sample_grf(gen.seed, samples, gen.resolution, sigma=gen.sigma, tau=gen.tau,
                         gamma=gen.gamma)
@@ -50,15 +70,15 @@ def main() -> None:
                                      steps=steps, batch_size=len(u0))
 
     start = time.perf_counter()
-    reference = solve(8 * gen.grid, 4 * gen.steps)
+    reference = solve(8 * grid0, 4 * steps0)
     exact = cole_hopf_log_space(u0, gen.nu, gen.t_final, x_stride=8)
-    used = solve(gen.grid, gen.steps)
+    used = solve(grid0, steps0)
     rows = []
-    settings = sorted({(g, gen.steps) for g in (gen.grid // 4, gen.grid // 2, gen.grid,
-                                                2 * gen.grid)}
-                      | {(gen.grid, s) for s in (gen.steps // 4, gen.steps // 2, 2 * gen.steps)})
+    settings = sorted({(g, steps0) for g in (grid0 // 4, grid0 // 2, grid0,
+                                                2 * grid0)}
+                      | {(grid0, s) for s in (steps0 // 4, steps0 // 2, 2 * steps0)})
     for grid, steps in settings:
-        u = used if (grid, steps) == (gen.grid, gen.steps) else solve(grid, steps)
+        u = used if (grid, steps) == (grid0, steps0) else solve(grid, steps)
         rows.append({"grid": grid, "steps": steps,
                      "vs_reference": float(rel_l2(u, reference).max()),
                      "vs_cole_hopf": float(rel_l2(u[:, ::8], exact).max())})
@@ -67,20 +87,27 @@ def main() -> None:
     report = {
         "config": args.config, "nu": gen.nu, "samples": samples,
         "law": {"sigma": gen.sigma, "tau": gen.tau, "gamma": gen.gamma},
-        "used": {"grid": gen.grid, "steps": gen.steps},
-        "reference": {"grid": 8 * gen.grid, "steps": 4 * gen.steps,
+        "used": {"grid": grid0, "steps": steps0},
+        "reference": {"grid": 8 * grid0, "steps": 4 * steps0,
                       "vs_cole_hopf": float(rel_l2(reference[:, ::8], exact).max())},
         "float32_storage": float(rel_l2(used.astype(np.float32).astype(np.float64),
                                         used).max()),
         "max_abs_u_x": float(np.abs(np.diff(used, axis=1)).max() * used.shape[1]),
         "rows": rows, "seconds": round(time.perf_counter() - start, 1),
+        "dataset": dataset_stats(datasets.default_data_dir(config)),
     }
-    print(f"reference ({8 * gen.grid} points, {4 * gen.steps} steps) vs Cole-Hopf "
+    print(f"reference ({8 * grid0} points, {4 * steps0} steps) vs Cole-Hopf "
           f"{report['reference']['vs_cole_hopf']:.2e}; float32 storage "
           f"{report['float32_storage']:.2e}; max |u_x| {report['max_abs_u_x']:.1f}")
     output = pathlib.Path(args.output or ROOT / "benchmarks" / "results"
                           / f"{args.config}_convergence.json")
     output.write_text(json.dumps(report, indent=1) + "\n")
+    if report["dataset"]:
+        d = report["dataset"]
+        print(f"dataset: |u1|/|u0| median {d['norm_u1_over_u0']['median']:.3f} "
+              f"({d['norm_u1_over_u0']['min']:.3f}-{d['norm_u1_over_u0']['max']:.3f}), "
+              f"max |u_x| median {d['max_abs_u_x']['median']:.1f}, largest "
+              f"{d['max_abs_u_x']['max']:.1f} (sample {d['max_abs_u_x']['argmax']})")
     print(f"wrote {output}")
 
 
