@@ -15,6 +15,12 @@ Ratios are to the ``data`` layout on the same mesh (same per-device batch), so t
 what sharding over 'x' saves: ideally 1/N. Buffers are XLA:CPU's; other backends fuse and
 schedule differently (XLA:CPU has no reduce-scatter, which inflates model-sharded temps).
 A second table compares the FFT and truncated-DFT spectral paths under spatial sharding.
+
+``--sections=darcy`` does the same for the paper's FNO-2D (width 32, 12 x 12 modes, batch 16)
+at s = 421 and 1024: data and model sharding, spatial sharding of the first grid axis on the
+2-axis meshes, and of both grid axes on 3-axis meshes ('data' x 'x' x 'y'). Spatial sharding
+needs a grid the axis divides, so its "421" rows compile s = 424 (421 rounded up to a
+multiple of 8; the ``s`` field says which).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from configs import default  # noqa: E402
+from configs import darcy_quick, default  # noqa: E402
 from fno import setup, sharding  # noqa: E402
 
 MESHES = ((8, 1), (4, 2), (2, 4), (1, 8))
@@ -44,17 +50,20 @@ DEVICE_BYTES = 16 * 2**30
 MiB = 2**20
 
 
-def make_config(width: int, s: int, mesh: tuple[int, int], layout: str, batch: int,
-                impl: str = "auto"):
+def make_config(width: int, s: int, mesh: tuple[int, ...], layout: str, batch: int,
+                impl: str = "auto", model: str = "fno1d"):
     config = default.get_config()
+    if model == "fno2d":
+        darcy_quick.darcy_data(config, num_samples=1100)
+        config.loss_reduction = "sum"
     config.mode = "mesh"
     config.batch_size = batch
     config.model.width = width
     config.model.spectral_impl = impl
     config.data.resolution = s
-    config.mesh_shape, config.mesh_axes = mesh, ("data", "x")
+    config.mesh_shape, config.mesh_axes = mesh, ("data", "x", "y")[:len(mesh)]
     config.model_sharding = "x" if layout == "model" else ""
-    config.spatial_sharding = "x" if layout == "spatial" else ""
+    config.spatial_sharding = {"spatial": "x", "spatial_xy": "x,y"}.get(layout, "")
     return config
 
 
@@ -162,6 +171,32 @@ def fft_vs_dft(batch: int) -> list[dict[str, Any]]:
     return rows
 
 
+DARCY_MESHES = {"data": MESHES, "model": MESHES[1:], "spatial": MESHES[1:],
+                "spatial_xy": ((2, 2, 2), (1, 2, 4))}
+
+
+def darcy(batch: int) -> list[dict[str, Any]]:
+    """FNO-2D (width 32, 12 modes) at s = 421 and 1024 under every layout."""
+    rows = []
+    for s in (421, 1024):
+        for layout, meshes in DARCY_MESHES.items():
+            grid = s if layout in ("data", "model") else -(-s // 8) * 8
+            for mesh in meshes:
+                config = make_config(32, grid, mesh, layout, batch, model="fno2d")
+                _, sizes = compile_step(config)
+                rows.append({"width": 32, "nominal_s": s, "s": grid,
+                             "mesh": "x".join(map(str, mesh)),
+                             "layout": layout, "batch": batch, **sizes})
+                print(f"  fno2d s={grid} {rows[-1]['mesh']} {layout}: total "
+                      f"{sizes['total'] / MiB:.0f} MiB, state {sizes['state'] / MiB:.1f} MiB "
+                      f"({sizes['compile_s']} s)", flush=True)
+    for r in rows:  # ratio to one device's share of the same batch (the 8x1 data row)
+        base = next(b for b in rows if b["nominal_s"] == r["nominal_s"]
+                    and b["layout"] == "data" and b["mesh"] == "8x1")
+        r["total_ratio_to_8x1_data"] = round(r["total"] / base["total"], 3)
+    return rows
+
+
 def print_tables(rows, fits, impl_rows) -> None:
     if rows:
         _print_sweep(rows, fits)
@@ -206,7 +241,7 @@ def main() -> None:
     parser.add_argument("--resolutions", default="8192,65536,1048576")
     parser.add_argument("--max-compile-s", type=float, default=60.0)
     parser.add_argument("--sections", default="sweep,impl",
-                        help="sweep (the layout grid) and/or impl (FFT vs DFT, spatial)")
+                        help="sweep (the layout grid), impl (FFT vs DFT, spatial), darcy (FNO-2D)")
     args = parser.parse_args()
     sections = args.sections.split(",")
     assert jax.device_count() == 8, "needs 8 (forced CPU) devices"
@@ -216,12 +251,14 @@ def main() -> None:
     rows = sweep(widths, resolutions, args.batch, args.max_compile_s) if "sweep" in sections else []
     fits = largest_fit(rows)
     impl_rows = fft_vs_dft(args.batch) if "impl" in sections else []
+    darcy_rows = darcy(args.batch) if "darcy" in sections else []
     print_tables(rows, fits, impl_rows)
     result = {"command": "python " + " ".join(sys.argv),
               "device": "8 forced XLA:CPU devices", "jax": jax.__version__,
               "model": {"modes": 16, "num_layers": 4, "projection_width": 128,
                         "batch": args.batch},
               "rows": rows, "largest_fit_16GiB": fits, "spatial_fft_vs_dft": impl_rows,
+              "darcy_fno2d": darcy_rows,
               "wall_s": round(time.perf_counter() - start, 1)}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
