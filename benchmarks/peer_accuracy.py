@@ -52,7 +52,7 @@ args = parser.parse_args()
 
 import neuralop  # noqa: E402
 import torch  # noqa: E402
-from neuralop.models import FNO  # noqa: E402
+from peer_models import num_params, paper_fno, relative_l2  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -118,29 +118,11 @@ def decode(out: torch.Tensor, resolution: int) -> torch.Tensor:
     return out.reshape(len(out), resolution, resolution) * (std + EPS) + mean
 
 
-def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample ||pred - y|| / ||y|| over the grid."""
-    dims = tuple(range(1, y.ndim))
-    return (torch.linalg.vector_norm(pred - y, dim=dims)
-            / torch.linalg.vector_norm(y, dim=dims))
-
-
 x_train, y_train = split(args.resolution, train_rows)
 resolutions = [args.resolution] + [int(r) for r in args.eval_resolutions.split(",") if r]
 tests = {r: split(r, test_rows) for r in resolutions}
 
-if darcy:
-    model = FNO(n_modes=(24, 23), in_channels=3, out_channels=1, hidden_channels=32,
-                n_layers=4, positional_embedding=None, lifting_channel_ratio=0,
-                projection_channel_ratio=4, use_channel_mlp=False, fno_skip="linear",
-                norm=None, factorization=None, domain_padding=None, preactivation=False,
-                fno_block_precision="full")
-else:
-    model = FNO(n_modes=(31,), in_channels=2, out_channels=1, hidden_channels=64,
-                n_layers=4, positional_embedding=None, lifting_channel_ratio=0,
-                projection_channel_ratio=2, use_channel_mlp=False, fno_skip="linear",
-                norm=None, factorization=None, domain_padding=None, preactivation=False,
-                fno_block_precision="full")
+model = paper_fno(2 if darcy else 1)
 optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.5)
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train, y_train),
@@ -173,7 +155,7 @@ print(json.dumps({
     "implementation": "neuraloperator", "seed": args.seed, "resolution": args.resolution,
     "test_rel_l2": metrics[f"test_rel_l2_s{args.resolution}"], **metrics,
     "train_s": round(train_s, 1), "epochs": args.epochs, "curve": curve,
-    "n_params": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
+    "n_params": num_params(model),
     "torch": torch.__version__, "neuralop": getattr(neuralop, "__version__", "?"),
     "data_dir": data_dir, "num_train": args.num_train, "num_test": num_test,
 }))

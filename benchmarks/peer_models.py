@@ -1,0 +1,37 @@
+"""neuraloperator's FNO set up as the paper's models, and the released relative L2 loss.
+
+Shared by benchmarks/peer_accuracy.py and benchmarks/peer_step2d.py; imports only torch and
+neuralop (the peer environment has no fno).
+"""
+
+import torch
+from neuralop.models import FNO
+
+# The paper's FNO layer without neuraloperator's extras (../shared/peer/peer_neuralop.py's
+# "paper" preset): a 1x1 lifting, a linear skip, no channel MLP, norm or padding.
+_PAPER = dict(n_layers=4, out_channels=1, positional_embedding=None, lifting_channel_ratio=0,
+              use_channel_mlp=False, fno_skip="linear", norm=None, factorization=None,
+              domain_padding=None, preactivation=False, fno_block_precision="full")
+
+
+def paper_fno(grid_rank: int) -> FNO:
+    """1D: 16 kept modes, width 64, projection 128, inputs (u0, x). 2D: 12 x 12 modes in both
+    corners (``n_modes=(24, 23)``; neuraloperator keeps n // 2 + 1 along the last axis),
+    width 32, projection 128, inputs (a, x, y)."""
+    if grid_rank == 1:
+        return FNO(n_modes=(31,), in_channels=2, hidden_channels=64,
+                   projection_channel_ratio=2, **_PAPER)
+    return FNO(n_modes=(24, 23), in_channels=3, hidden_channels=32,
+               projection_channel_ratio=4, **_PAPER)
+
+
+def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample ||pred - y|| / ||y|| over the grid."""
+    dims = tuple(range(1, y.ndim))
+    return (torch.linalg.vector_norm(pred - y, dim=dims)
+            / torch.linalg.vector_norm(y, dim=dims))
+
+
+def num_params(model: torch.nn.Module) -> int:
+    """Real parameters (a complex weight counts twice, as fno's real/imaginary pairs)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
