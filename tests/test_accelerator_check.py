@@ -1,0 +1,36 @@
+"""benchmarks/accelerator_check.py runs end to end (here on the CPU, in its --quick shapes)
+and writes one JSON with every section, through fno.benchmark's real step runner."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_accelerator_check_writes_every_section(tmp_path):
+    out = tmp_path / "check.json"
+    env = {**os.environ, "FNO_DATA_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "benchmarks/accelerator_check.py", "--quick",
+                           f"--output={out}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["quick"] and result["matmul_gflop_s"] > 0
+    assert set(result["section_wall_s"]) == {"modes", "spectral", "dtype", "sweep", "memory"}
+    for name in ("burgers_s1024", "darcy_s85"):
+        rows = result["modes"][name]["modes"]
+        assert [r["mode"] for r in rows] == ["basic", "scan", "pmap", "pmap_scan", "mesh",
+                                             "mesh_scan"]
+        assert all(r["ms_per_step"] > 0 and r["fraction_of_matmul_rate"] > 0 for r in rows)
+        assert set(result["spectral"][name]) == {"fft", "dft"}
+        assert set(result["dtype"]["step_ms"][name]) == {"float32", "bfloat16"}
+    for dtype in ("float32", "bfloat16"):
+        run = result["dtype"][f"short_run_{dtype}"]
+        assert run["steps"] > 0 and math.isfinite(run["test_rel_l2"])
+    (row,) = result["sweep"]["batches"]
+    assert [p["k"] for p in row["points"]] == [1, 2]
+    assert math.isfinite(row["t_dev_ms"]) and math.isfinite(row["t_sync_ms"])
+    assert "device_peak_mb" in result["memory"]
