@@ -54,20 +54,13 @@ def paper_configs(quick: bool) -> dict[str, Any]:
             c.data.resolution = 17 if name.startswith("darcy") else 64
             c.batch_size, c.steps_per_call = 4, 2
             c.model.width, c.model.modes, c.model.projection_width = 8, 4, 16
-    for c in configs.values():
-        c.steps_per_call = min(c.steps_per_call, 10)
     return configs
 
 
 def variant(config, **overrides) -> Any:
     """A copy of ``config`` with dotted-name overrides ("model.dtype": "bfloat16")."""
     c = config.copy_and_resolve_references()
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = c
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
+    c.update_from_flattened_dict(overrides)
     return c
 
 
