@@ -4,7 +4,7 @@
     python main.py --config=configs/quickstart.py --workdir=/tmp/fno --config.mode=scan
 
 This file is intentionally kept short: it parses flags, sets up logging and the distributed
-runtime, and calls ``fno.train.train_and_evaluate``. User mistakes (bad config values, files,
+runtime, and calls ``training.loop.train_and_evaluate``. User mistakes (bad config values, files,
 checkpoints) end in a one-line error and exit status 1.
 """
 
@@ -15,8 +15,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fno import runtime
 from fno.cli import fail
+from fno.parallel import runtime
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:arg]).",
@@ -57,8 +57,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_library_info_logs()
-    from fno import distributed  # imports no JAX
     from fno.errors import FnoError
+    from fno.parallel import distributed  # imports no JAX
 
     try:
         distributed.initialize()  # before any other JAX call
@@ -68,13 +68,13 @@ def main(argv):
 
     multi_process = jax.process_count() > 1
     try:
-        from fno import train
+        from fno.training import loop
 
         logging.info("JAX %s, process %d of %d, devices: %s", jax.__version__,
                      jax.process_index(), jax.process_count(), jax.devices())
         # Every process must drive as many devices (pmap shards and mesh shapes assume it).
         distributed.check_local_device_counts()
-        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except FnoError as e:
         if multi_process:
             exit_now(str(e), traceback=False, everyone=getattr(e, "everyone", False))
@@ -95,11 +95,11 @@ def exit_now(message: str, traceback: bool, everyone: bool) -> None:
     at an fno barrier stop with it and come here too), then all processes that are failing
     leave together through a short barrier and JAX's shutdown, so none is aborted by
     another's exit. ``everyone``: all processes raised this error at one agreement point
-    (:mod:`fno.collective`), so they all come. A peer stuck inside a device collective never
+    (:mod:`collective`), so they all come. A peer stuck inside a device collective never
     does; this process then leaves alone after 5 s and the coordination service stops that
     peer once this process is gone.
     """
-    from fno import collective
+    from fno.parallel import collective
 
     if traceback:
         logging.exception("unexpected error")

@@ -6,17 +6,17 @@
 Sections, in order (each records its own wall time; one that fails records its error and the
 script exits non-zero after the others ran):
 
-* ``modes``: the training step in every one-device mode (fno.benchmark.compare_modes) at the
+* ``modes``: the training step in every one-device mode (step_timing.compare_modes) at the
   paper configs: 1D Burgers s = 1024 (configs/burgers_paper.py) and 2D Darcy s = 85 and 141
   (configs/darcy_paper.py), with the fraction of the measured float32 matmul rate;
 * ``spectral``: the FFT against the truncated-DFT spectral path at the same configs;
 * ``dtype``: float32 against bfloat16 compute, the step time and the test relative L2 after
-  the same short training run (fno.train.train_and_evaluate on a small generated Burgers set);
+  the same short training run (training.loop.train_and_evaluate on a small generated Burgers set);
 * ``sweep``: loop vs scan at batch 1/4/16/64 and K 1/4/16/64 with the fitted per-step device
-  time t_dev and per-call overhead t_sync (fno.benchmark.sweep: T = N (t_dev + t_sync / K));
+  time t_dev and per-call overhead t_sync (step_timing.sweep: T = N (t_dev + t_sync / K));
 * ``memory``: the device's peak memory after all of the above (where the backend reports it).
 
-Everything goes through fno.benchmark's step runner, i.e. the training loop's own set-up and
+Everything goes through step_timing's step runner, i.e. the training loop's own set-up and
 compiled step. ``--quick`` shrinks models, grids and step counts to a seconds-long run (the
 test in tests/test_accelerator_check.py); its numbers mean nothing.
 """
@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fno import runtime  # noqa: E402
+from fno.parallel import runtime  # noqa: E402
 
 SWEEP_BATCHES = (1, 4, 16, 64)
 SWEEP_KS = (1, 4, 16, 64)
@@ -70,12 +70,12 @@ def step_counts(quick: bool) -> dict[str, int]:
 
 # --- sections -----------------------------------------------------------------------------
 def modes_section(configs, quick: bool, matmul_rate: float) -> dict[str, Any]:
-    from fno import benchmark
+    from benchmarks import step_timing
 
     out = {}
     for name, config in configs.items():
-        rows = benchmark.compare_modes(config, **step_counts(quick))
-        flops = benchmark.train_step_flops(config)
+        rows = step_timing.compare_modes(config, **step_counts(quick))
+        flops = step_timing.train_step_flops(config)
         for row in rows:
             row["fraction_of_matmul_rate"] = round(
                 flops / (row["ms_per_step"] * 1e-3) / 1e9 / matmul_rate, 4)
@@ -87,11 +87,11 @@ def modes_section(configs, quick: bool, matmul_rate: float) -> dict[str, Any]:
 
 
 def spectral_section(configs, quick: bool) -> dict[str, Any]:
-    from fno import benchmark
+    from benchmarks import step_timing
 
     out = {}
     for name, config in configs.items():
-        out[name] = {impl: benchmark.measure_step(variant(config, mode="basic",
+        out[name] = {impl: step_timing.measure_step(variant(config, mode="basic",
                                                           **{"model.spectral_impl": impl}),
                                                   warmup=2, **step_counts(quick))["ms_per_step"]
                      for impl in ("fft", "dft")}
@@ -121,19 +121,20 @@ def short_run_config(quick: bool, data_dir: str, dtype: str, train_steps: int):
 
 
 def dtype_section(configs, quick: bool, train_steps: int) -> dict[str, Any]:
-    from fno import benchmark, train
+    from benchmarks import step_timing
+    from fno.training import loop
 
     out: dict[str, Any] = {"step_ms": {}}
     for name, config in configs.items():
         out["step_ms"][name] = {
-            dtype: benchmark.measure_step(variant(config, mode="basic",
+            dtype: step_timing.measure_step(variant(config, mode="basic",
                                                   **{"model.dtype": dtype}),
                                           warmup=2, **step_counts(quick))["ms_per_step"]
             for dtype in ("float32", "bfloat16")}
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in ("float32", "bfloat16"):
             config = short_run_config(quick, os.path.join(tmp, "burgers"), dtype, train_steps)
-            results = train.train_and_evaluate(config, os.path.join(tmp, dtype))
+            results = loop.train_and_evaluate(config, os.path.join(tmp, dtype))
             out[f"short_run_{dtype}"] = {
                 "test_rel_l2": results["test_rel_l2"], "steps": results["step"],
                 "wall_s": round(results["wall_s"], 2),
@@ -146,10 +147,10 @@ def dtype_section(configs, quick: bool, train_steps: int) -> dict[str, Any]:
 
 
 def sweep_section(configs, quick: bool) -> dict[str, Any]:
-    from fno import benchmark
+    from benchmarks import step_timing
 
     batches, ks = ((2,), (1, 2)) if quick else (SWEEP_BATCHES, SWEEP_KS)
-    return benchmark.sweep(configs["burgers_s1024"], list(batches), list(ks),
+    return step_timing.sweep(configs["burgers_s1024"], list(batches), list(ks),
                            repeats=2 if quick else 3)
 
 
@@ -187,16 +188,16 @@ def main() -> None:
     parser.add_argument("--train_steps", type=int, default=1500,
                         help="steps of each short dtype training run")
     args = parser.parse_args()
-    from fno import benchmark
+    from benchmarks import step_timing
 
     start = time.perf_counter()
-    env = benchmark.environment()
+    env = step_timing.environment()
     path = args.output or os.path.join(
         "benchmarks", "results",
         f"accelerator_{env['device'].lower().replace(' ', '_')}.json")
     quick = args.quick
     configs = paper_configs(quick)
-    matmul_rate = benchmark.matmul_gflops(256 if quick else 4096)
+    matmul_rate = step_timing.matmul_gflops(256 if quick else 4096)
     result: dict[str, Any] = {"env": env, "quick": quick,
                               "matmul_gflop_s": round(matmul_rate, 1), "section_wall_s": {}}
     failed = run_sections({
@@ -204,8 +205,8 @@ def main() -> None:
         "spectral": lambda: spectral_section(configs, quick),
         "dtype": lambda: dtype_section(configs, quick, args.train_steps),
         "sweep": lambda: sweep_section(configs, quick),
-        "memory": lambda: {"device_peak_mb": benchmark.device_memory_mb(),
-                           "host_peak_rss_mb": round(benchmark.peak_rss_mb(), 1)},
+        "memory": lambda: {"device_peak_mb": step_timing.device_memory_mb(),
+                           "host_peak_rss_mb": round(step_timing.peak_rss_mb(), 1)},
     }, result, path)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     write(result, path)

@@ -30,8 +30,11 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fno import datasets  # noqa: E402
-from fno.data import burgers, grf  # noqa: E402
+from fno.data import (  # noqa: E402
+    burgers,
+    datasets,  # noqa: E402
+    grf,
+)
 from tests.test_burgers import cole_hopf_log_space, rel_l2  # noqa: E402
 
 

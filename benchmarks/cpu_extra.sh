@@ -8,13 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results
-python -m fno.benchmark --config=configs/basic.py --compare_modes --steps=10 --repeats=9 \
+python benchmarks/step_timing.py --config=configs/basic.py --compare_modes --steps=10 --repeats=9 \
   --output=$out/modes_cpu.json 2>/dev/null
-python -m fno.benchmark --config=configs/basic.py --config.data.resolution=256 --sweep \
+python benchmarks/step_timing.py --config=configs/basic.py --config.data.resolution=256 --sweep \
   --sweep_batches=1,4,16,64 --sweep_ks=1,4,16,64 --output=$out/scan_sweep_cpu.json 2>/dev/null
-python -m fno.benchmark --config=configs/basic.py --loop_overhead --loop_steps=600 \
+python benchmarks/step_timing.py --config=configs/basic.py --loop_overhead --loop_steps=600 \
   --output=$out/loop_overhead_cpu.json 2>/dev/null
-python -m fno.benchmark --config=configs/basic.py --leak_check_steps=2000 --steps=10 --repeats=3 \
+python benchmarks/step_timing.py --config=configs/basic.py --leak_check_steps=2000 --steps=10 --repeats=3 \
   --output=$out/leak_check_cpu.json 2>/dev/null
 # Multi-process: the paper config in mesh mode, 300 steps, samples/s after the first window.
 common=(--config=configs/mesh.py --config.num_train_steps=300 --config.log_every_steps=50

@@ -33,12 +33,12 @@ for _ in 1 2; do
         --threads 2 --n-modes 31 2>/dev/null | tail -n 1 >> "$results"
     fi
     for mode in basic scan; do
-      python -m fno.benchmark --config="configs/$mode.py" --config.data.resolution="$s" \
+      python benchmarks/step_timing.py --config="configs/$mode.py" --config.data.resolution="$s" \
         --steps="$steps" --repeats=7 --output=/tmp/fno_bench.json >/dev/null 2>&1
       record "fno_$mode"
     done
     if [[ -n "${BASELINE_REV:-}" ]]; then
-      (cd "$baseline" && python -m fno.benchmark --config=configs/basic.py \
+      (cd "$baseline" && python benchmarks/step_timing.py --config=configs/basic.py \
         --config.data.resolution="$s" --steps="$steps" --repeats=7 \
         --output=/tmp/fno_bench.json >/dev/null 2>&1)
       record "fno_basic_at_${baseline##*_}"
@@ -51,23 +51,23 @@ if [[ -n "${ROUNDS_ONLY:-}" ]]; then
 fi
 # The other one-device modes at the paper size (pmap and mesh on a single device).
 for mode in pmap pmap_scan mesh mesh_scan; do
-  python -m fno.benchmark --config="configs/$mode.py" --steps=10 --repeats=7 \
+  python benchmarks/step_timing.py --config="configs/$mode.py" --steps=10 --repeats=7 \
     --output=/tmp/fno_bench.json >/dev/null 2>&1
   record "fno_$mode"
 done
 # Spectral convolution: FFT against truncated-DFT matmuls.
 for s in 1024 8192; do
-  python -m fno.benchmark --config=configs/basic.py --config.data.resolution="$s" \
+  python benchmarks/step_timing.py --config=configs/basic.py --config.data.resolution="$s" \
     --config.model.spectral_impl=fft --steps=4 --repeats=5 --output=/tmp/fno_bench.json \
     >/dev/null 2>&1
   record fno_basic_fft
 done
 # bfloat16 compute (model.dtype): for accelerators; on CPU, for the record.
-python -m fno.benchmark --config=configs/basic.py --config.model.dtype=bfloat16 --steps=10 \
+python benchmarks/step_timing.py --config=configs/basic.py --config.model.dtype=bfloat16 --steps=10 \
   --repeats=5 --output=/tmp/fno_bench.json >/dev/null 2>&1
 record fno_basic_bf16
 # Without the allocator tunable, for the record.
-FNO_MALLOC_TUNING=0 GLIBC_TUNABLES="" python -m fno.benchmark --config=configs/basic.py --steps=10 \
+FNO_MALLOC_TUNING=0 GLIBC_TUNABLES="" python benchmarks/step_timing.py --config=configs/basic.py --steps=10 \
   --repeats=7 --output=/tmp/fno_bench.json >/dev/null 2>&1
 record fno_basic_no_thp
 python benchmarks/summarize.py "$results"

@@ -28,7 +28,7 @@ for _ in 1 2; do
         2>/dev/null | tail -n 1 >> "$results"
     fi
     for mode in basic scan; do
-      python -m fno.benchmark --config="configs/darcy_paper.py:$s" --config.mode="$mode" \
+      python benchmarks/step_timing.py --config="configs/darcy_paper.py:$s" --config.mode="$mode" \
         --config.steps_per_call="$k" --steps="$steps" --repeats="$repeats" \
         --output=/tmp/fno_bench2d.json >/dev/null 2>&1
       python -c "import json, sys; r = json.load(open('/tmp/fno_bench2d.json')); \

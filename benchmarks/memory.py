@@ -42,7 +42,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from configs import darcy_quick, default  # noqa: E402
-from fno import setup, sharding  # noqa: E402
+from fno.parallel import sharding
+from fno.training import setup  # noqa: E402
 
 MESHES = ((8, 1), (4, 2), (2, 4), (1, 8))
 LAYOUTS = ("data", "model", "spatial")
@@ -69,7 +70,7 @@ def make_config(width: int, s: int, mesh: tuple[int, ...], layout: str, batch: i
 
 def compile_step(config) -> tuple[Any, dict[str, float]]:
     """The compiled train step on abstract inputs (no parameter is ever allocated), built by
-    the loop's own set-up (fno.setup)."""
+    the loop's own set-up (fno.training.setup)."""
     run = setup.build(config, steps_per_epoch=50, abstract=True)
     state = run.state
     shardings = jax.tree.map(lambda x: x.sharding, state)

@@ -8,7 +8,7 @@ torch and neuralop:
 The model and loss are benchmarks/peer_accuracy.py's Darcy set-up (width 32, 4 layers,
 12 x 12 kept modes in both corners, inputs (a, x, y), projection 32 -> 128 -> 1, the
 per-sample relative L2 summed over the batch on decoded outputs, Adam with weight decay), on
-random data of the configured shape. Prints one JSON line with fno.benchmark's keys
+random data of the configured shape. Prints one JSON line with benchmarks.step_timing's keys
 (median ms/step over repeats, min, max, samples/s); the model is fno's FNO-2D, so
 ms/step compare directly.
 """

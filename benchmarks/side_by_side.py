@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import importlib  # noqa: E402
 
-from fno import datasets  # noqa: E402
+from fno.data import datasets  # noqa: E402
 
 CONFIGS = ("burgers_paper", "burgers_v1000")
 

@@ -14,10 +14,10 @@ import ml_collections
 
 from fno import registry
 from fno.errors import FnoError
-from fno.model import ACTIVATIONS, COMPUTE_DTYPES, SPECTRAL_IMPLS
-from fno.model2d import resolve_spectral_impl_2d
-from fno.parallel import DATA_AXIS, MODES, Strategy
-from fno.sharding import GRID_AXES, axis_rules
+from fno.models.fno2d import resolve_spectral_impl_2d
+from fno.models.layers import ACTIVATIONS, COMPUTE_DTYPES, SPECTRAL_IMPLS
+from fno.parallel.sharding import GRID_AXES, axis_rules
+from fno.parallel.strategies import DATA_AXIS, MODES, Strategy
 
 MESH_MODES = ("mesh", "mesh_scan")
 LOSS_REDUCTIONS = ("mean", "sum")
@@ -28,7 +28,7 @@ _POSITIVE_INTS = (
     "model.projection_width", "model.in_channels", "model.out_channels",
     "data.generate.num_samples", "data.generate.resolution",
 )
-# None: chosen from the data (fno.datasets.split_sizes, fno.datasets.resolve_channels).
+# None: chosen from the data (fno.data.datasets.split_sizes, fno.data.datasets.resolve_channels).
 _CHOSEN_FROM_DATA = ("data.num_train", "data.num_test", "model.in_channels",
                      "model.out_channels")
 _NON_NEGATIVE_INTS = ("num_epochs", "log_every_steps", "eval_every_steps",
@@ -44,7 +44,7 @@ def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
 
 def _resolutions(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     """The training resolution and the explicit evaluation ones (None: chosen from the data,
-    fno.datasets)."""
+    fno.data.datasets)."""
     return (config.data.resolution, *(config.data.eval_resolutions or ()))
 
 

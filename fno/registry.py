@@ -1,6 +1,6 @@
 """Models and problems by name: ``config.model.name`` and ``config.data.name``.
 
-Adding a model is its module (an ``fno.model.FNO`` subclass: a spectral convolution, a grid
+Adding a model is its module (an ``fno.models.base.FNO`` subclass: a spectral convolution, a grid
 rank, the grid coordinates) plus one line in ``MODELS``; adding a PDE is its generator module
 (``generate_dataset(path, **settings)`` writing a :mod:`fno.data.dataset_dir` directory) plus
 one ``Problem`` in ``PROBLEMS``. Nothing else names a model or a PDE.
@@ -16,8 +16,9 @@ import ml_collections
 
 from fno.data import burgers, darcy, grf
 from fno.errors import FnoError
-from fno.model import FNO, FNO1d
-from fno.model2d import FNO2d
+from fno.models.base import FNO
+from fno.models.fno1d import FNO1d
+from fno.models.fno2d import FNO2d
 
 MODELS: dict[str, type[FNO]] = {"fno1d": FNO1d, "fno2d": FNO2d}
 
@@ -27,7 +28,7 @@ class Problem:
     """A dataset fno can generate, or (``generate`` None) a user's file or directory.
 
     ``grid``: how the stored grid is subsampled to coarser resolutions and how point-wise
-    fields are resampled (:mod:`fno.normalizer`): ``periodic`` points ``j / S`` (every r-th
+    fields are resampled (:mod:`fno.data.normalizer`): ``periodic`` points ``j / S`` (every r-th
     point), ``vertex`` points ``i / (S - 1)`` with both ends kept, ``auto`` for a user's data
     (periodic where S divides by s, else vertex). ``meta_keys``: the ``data.generate``
     settings a generated directory's meta.json records and a run checks.

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from configs import tiny
-from fno import train
+from fno.training import loop
 
 
 class InMemorySource:
@@ -52,7 +52,7 @@ def with_overrides(config, overrides: dict):
 
 def params_of(workdir) -> list[np.ndarray]:
     """Parameters of the latest checkpoint in `workdir`, as a list of numpy arrays."""
-    return jax.tree.leaves(train.final_params(str(workdir)))
+    return jax.tree.leaves(loop.final_params(str(workdir)))
 
 
 def assert_same(a, b, rtol=0.0):

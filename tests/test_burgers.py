@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import fno
+from benchmarks import generation_speed
 from configs import burgers_v1000, default
-from fno import datasets
-from fno.data import bench, burgers, grf
+from fno.data import burgers, datasets, grf
 
 
 def cole_hopf(u0: np.ndarray, nu: float, t: float, oversample: int = 4) -> np.ndarray:
@@ -280,7 +280,7 @@ def test_cli(tmp_path):
 
 
 def test_bench_runs(capsys):
-    results = bench.benchmark(num_samples=8, resolution=64, nu=0.1, full=False)
+    results = generation_speed.benchmark(num_samples=8, resolution=64, nu=0.1, full=False)
     assert results["samples_per_s"] > 0
     assert "projected 2048 samples" in capsys.readouterr().out
 

@@ -17,13 +17,15 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from fno import checkpoint as checkpoint_lib
-from fno import configuration, datasets, normalizer, sharding, train
-from fno.data import dataset_dir
+from fno import configuration
+from fno.data import dataset_dir, datasets, normalizer
 from fno.data.sources import DataError, open_dataset
 from fno.errors import FnoError
-from fno.model import FNO1d
-from fno.model2d import FNO2d
+from fno.models.fno1d import FNO1d
+from fno.models.fno2d import FNO2d
+from fno.parallel import sharding
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import loop
 from tests.helpers import InMemorySource, assert_same, params_of, tiny_config, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,7 +278,7 @@ def losses(workdir: Path) -> list[float]:
 @pytest.fixture(scope="module")
 def basic_run(two_by_two, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("basic")
-    results = train.train_and_evaluate(own_data(two_by_two, **{"learning_rate": 5e-3}),
+    results = loop.train_and_evaluate(own_data(two_by_two, **{"learning_rate": 5e-3}),
                                        str(workdir))
     return workdir, results
 
@@ -293,7 +295,7 @@ def test_two_by_two_channels_train_through_the_loop(basic_run):
     assert saved["config"]["model"]["in_channels"] == 2
     history = losses(workdir)
     assert history[-1] < history[0]
-    params = train.final_params(str(workdir))
+    params = loop.final_params(str(workdir))
     assert params["lift"]["kernel"].shape == (3, 8)
     assert params["project_out"]["kernel"].shape == (16, 2)
     checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
@@ -315,7 +317,7 @@ def test_model_and_grid_sharded_mesh_run_equals_basic(basic_run, two_by_two, tmp
                                      "mesh_shape": (2, 2, 2),
                                      "mesh_axes": ("data", "model", "x"),
                                      "model_sharding": "model", "spatial_sharding": "x"})
-    results = train.train_and_evaluate(config, str(tmp_path))
+    results = loop.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(results["test_rel_l2"])
     assert_same(params_of(tmp_path), params_of(workdir), rtol=5e-5)
     np.testing.assert_allclose(losses(tmp_path), losses(workdir), rtol=5e-5)
@@ -334,7 +336,7 @@ def test_fno2d_file_with_a_two_channel_input(tmp_path):
     config = with_overrides(tiny2d.get_config(), {
         "data.name": "file", "data.dir": str(path), "data.resolution": 9,
         "data.eval_resolutions": (17,)})
-    results = train.train_and_evaluate(config, str(tmp_path / "w"))
+    results = loop.train_and_evaluate(config, str(tmp_path / "w"))
     assert np.isfinite(results["test_rel_l2"]) and np.isfinite(results["test_rel_l2_s17"])
     assert results["config"]["model"]["in_channels"] == 2
     assert results["config"]["model"]["out_channels"] == 1

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from etils import epath
 
-from fno import registry, steps, train
+from fno import registry
 from fno.errors import FnoError
+from fno.training import loop, steps
 from tests.gcs_emulator import gcs_emulator
 from tests.helpers import assert_same, params_of, tiny_config
 
@@ -171,7 +172,7 @@ def test_hosts_without_a_shared_disk_train_from_nothing(dataset, tmp_path):
             "burgers_n48_s128_nu0.1_t1_seed0"]
     assert "opened identical datasets" in outputs[0]
     single = tmp_path / "single"
-    train.train_and_evaluate(tiny_config(dataset, mode="mesh"), str(single))
+    loop.train_and_evaluate(tiny_config(dataset, mode="mesh"), str(single))
     assert_same(params_of(workdir), params_of(single), rtol=1e-5)
 
 
@@ -206,10 +207,10 @@ def test_dataset_that_one_process_cannot_create_stops_all_with_one_line(dataset,
 INJECT = """
 import os, runpy, sys
 if os.environ["FNO_PROCESS_ID"] == "1":
-    import fno.train
+    import fno.training.loop
     def fail(*args, **kwargs):
         raise RuntimeError("injected failure on process 1")
-    fno.train.evaluate = fail
+    fno.training.loop.evaluate = fail
 sys.argv = [sys.argv[1], *sys.argv[2:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -232,7 +233,7 @@ def test_workdir_lock_degrades_where_the_filesystem_cannot_lock(tmp_path, monkey
     import fcntl
     import logging
 
-    from fno import workdir as workdir_lib
+    from fno.storage import workdir as workdir_lib
 
     def no_flock(*args):
         raise OSError(errno.ENOSYS, "Function not implemented")
@@ -244,13 +245,13 @@ def test_workdir_lock_degrades_where_the_filesystem_cannot_lock(tmp_path, monkey
 
 
 def test_resume_with_another_batch_size_or_seed_is_refused(dataset, tmp_path):
-    train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+    loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))
     for key, value in (("batch_size", 4), ("seed", 7)):
         config = tiny_config(dataset, **{key: value, "num_train_steps": 20})
         with pytest.raises(FnoError, match=f"config.{key} = "):
-            train.train_and_evaluate(config, str(tmp_path))
+            loop.train_and_evaluate(config, str(tmp_path))
     # What does not change the data order resumes: a longer schedule.
-    results = train.train_and_evaluate(tiny_config(dataset, num_train_steps=14), str(tmp_path))
+    results = loop.train_and_evaluate(tiny_config(dataset, num_train_steps=14), str(tmp_path))
     assert results["steps_this_run"] == 2
 
 
@@ -260,11 +261,11 @@ def test_state_is_created_in_its_shardings_without_transfers(dataset):
     array is made on one device and then copied (a transfer guard would stop that)."""
     import jax
 
-    from fno import parallel
+    from fno.parallel import strategies
 
     config = tiny_config(dataset, mode="mesh", mesh_shape=(2, 4), mesh_axes=("data", "model"),
                          model_sharding="model")
-    strategy = parallel.make_strategy(config.mode, config)
+    strategy = strategies.make_strategy(config.mode, config)
     tx = steps.create_optimizer(config, 4)
     with jax.transfer_guard("disallow"):
         _, state = steps.create_state(config, tx, strategy.state_shardings)
@@ -282,9 +283,9 @@ def test_pmap_logical_state_reuses_the_device_copies():
     import jax
     import jax.numpy as jnp
 
-    from fno import parallel
+    from fno.parallel import strategies
 
-    strategy = parallel.make_strategy("pmap")
+    strategy = strategies.make_strategy("pmap")
     placed = strategy.place_state({"w": jnp.arange(6.0).reshape(2, 3)})
     with jax.transfer_guard("disallow"):
         logical = strategy.logical_state(placed)
@@ -295,7 +296,7 @@ def test_pmap_logical_state_reuses_the_device_copies():
 def test_devices_of_several_slices_get_a_hybrid_mesh_with_data_across_slices():
     import dataclasses
 
-    from fno import sharding
+    from fno.parallel import sharding
 
     @dataclasses.dataclass(frozen=True)
     class FakeDevice:

@@ -1,4 +1,4 @@
-"""fno.distributed: the environment -> jax.distributed.initialize decision, and real runs.
+"""fno.parallel.distributed: the environment -> jax.distributed.initialize decision, and real runs.
 
 ``plan`` is tested on environment dicts without JAX. Two subprocess tests then start real
 processes on localhost: two processes that look like one SLURM step (JAX's own SLURM
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from fno import distributed
 from fno.errors import FnoError
+from fno.parallel import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -341,7 +341,7 @@ def test_check_local_device_counts_reads_the_global_device_list(monkeypatch):
 # --- real processes on localhost -----------------------------------------------------------
 
 SNIPPET = textwrap.dedent("""
-    from fno import distributed
+    from fno.parallel import distributed
     distributed.initialize()  # before any other JAX call
     distributed.check_local_device_counts()
     import jax
@@ -419,7 +419,7 @@ def test_unequal_device_counts_stop_every_process():
     """One process with 1 device, one with 2: both raise the same FnoError, none hangs."""
     address = f"127.0.0.1:{free_port()}"
     code = textwrap.dedent("""
-        from fno import distributed
+        from fno.parallel import distributed
         from fno.errors import FnoError
         distributed.initialize()
         try:

@@ -25,9 +25,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from fno import checkpoint as checkpoint_lib
-from fno import train
 from fno.errors import FnoError
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import loop
 from tests.helpers import assert_same, params_of, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def cut_array_data(step_dir: Path) -> dict[Path, int]:
 def reference(dataset, tmp_path_factory) -> list[np.ndarray]:
     """Final parameters of an uninterrupted configs/tiny.py run (12 steps)."""
     workdir = tmp_path_factory.mktemp("reference")
-    train.train_and_evaluate(tiny_config(dataset), str(workdir))
+    loop.train_and_evaluate(tiny_config(dataset), str(workdir))
     return params_of(workdir)
 
 
@@ -111,7 +111,7 @@ def test_kill_9_at_random_moments_then_rerun_ends_exactly_as_uninterrupted(datas
     each rerun resumes from the newest complete checkpoint, and the last one finishes with
     bitwise the parameters of a run that was never killed."""
     straight = tmp_path / "straight"
-    train.train_and_evaluate(tiny_config(dataset, **KILL_OVERRIDES), str(straight))
+    loop.train_and_evaluate(tiny_config(dataset, **KILL_OVERRIDES), str(straight))
 
     workdir = tmp_path / "killed"
     checkpoints = workdir / "checkpoints"
@@ -169,7 +169,7 @@ def test_damaged_checkpoints_are_moved_aside_and_training_falls_back(dataset, tm
     """The newest checkpoint's data cut short, the one before it missing a file: both go to
     ``<step>.corrupt`` (kept, with the damage intact), the run resumes from the oldest one,
     saves those steps again, and ends exactly where an undamaged run ends."""
-    train.train_and_evaluate(tiny_config(dataset), str(tmp_path))  # checkpoints 5, 10, 12
+    loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))  # checkpoints 5, 10, 12
     checkpoints = tmp_path / "checkpoints"
     assert complete_steps(checkpoints) == {5, 10, 12}
     # Step 12: its array data cut short.
@@ -181,7 +181,7 @@ def test_damaged_checkpoints_are_moved_aside_and_training_falls_back(dataset, tm
         chunk.unlink()
 
     with caplog.at_level(logging.WARNING):
-        result = train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+        result = loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))
     assert result["steps_this_run"] == 7  # from step 5
     warnings = warnings_of(caplog)
     for step in (12, 10):
@@ -203,7 +203,7 @@ def test_no_valid_checkpoint_left_starts_from_scratch(dataset, tmp_path, caplog,
     starts again from step 0 with a warning (rather than an error: the damaged checkpoints are
     kept aside, and the rerun that an error would ask for could only start from 0 too)."""
     config = tiny_config(dataset, num_train_steps=5, checkpoint_every_steps=2)
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
     checkpoints = tmp_path / "checkpoints"
     assert complete_steps(checkpoints) == {2, 4, 5}
     metadata = checkpoints / "5" / "state" / "_METADATA"  # the tree's metadata cut short
@@ -213,7 +213,7 @@ def test_no_valid_checkpoint_left_starts_from_scratch(dataset, tmp_path, caplog,
     os.truncate(position, position.stat().st_size // 2)
 
     with caplog.at_level(logging.WARNING):
-        result = train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+        result = loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))
     assert result["steps_this_run"] == 12
     warnings = warnings_of(caplog)
     assert "No valid checkpoint left" in warnings and "training starts from step 0" in warnings
@@ -225,13 +225,13 @@ def test_no_valid_checkpoint_left_starts_from_scratch(dataset, tmp_path, caplog,
 def test_damaged_is_not_confused_with_incompatible(dataset, tmp_path):
     """A checkpoint of another model is a hard error naming the first differing leaf, even
     when it is also damaged (in a part read after the shapes); nothing is moved aside."""
-    train.train_and_evaluate(tiny_config(dataset, num_train_steps=5), str(tmp_path))
+    loop.train_and_evaluate(tiny_config(dataset, num_train_steps=5), str(tmp_path))
     checkpoints = tmp_path / "checkpoints"
     position = checkpoints / "5" / "data" / "process_0-of-1.json"
     os.truncate(position, position.stat().st_size // 2)
     before = sorted(os.listdir(checkpoints))
     with pytest.raises(FnoError, match=r"does not match .*\(params\..*: checkpoint float32"):
-        train.train_and_evaluate(tiny_config(dataset, **{"model.width": 12}), str(tmp_path))
+        loop.train_and_evaluate(tiny_config(dataset, **{"model.width": 12}), str(tmp_path))
     assert sorted(os.listdir(checkpoints)) == before
 
 
@@ -271,7 +271,7 @@ def test_disk_full_at_save_is_a_clear_error_and_the_previous_checkpoint_resumes(
     checkpoints = tmp_path / "checkpoints"
     how = "tmpfs" if mount_tmpfs(checkpoints, "1m") else "patched"
     try:
-        train.train_and_evaluate(tiny_config(dataset, num_train_steps=5), str(tmp_path))
+        loop.train_and_evaluate(tiny_config(dataset, num_train_steps=5), str(tmp_path))
         if how == "tmpfs":
             filler = fill(checkpoints)
         else:
@@ -280,7 +280,7 @@ def test_disk_full_at_save_is_a_clear_error_and_the_previous_checkpoint_resumes(
 
             monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", no_space)
         with pytest.raises(FnoError) as failure:
-            train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+            loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))
         message = str(failure.value)
         assert "\n" not in message
         assert message.startswith(f"could not save the checkpoint at step 10 in {checkpoints}")
@@ -292,7 +292,7 @@ def test_disk_full_at_save_is_a_clear_error_and_the_previous_checkpoint_resumes(
             filler.unlink()
         else:
             monkeypatch.undo()
-        result = train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+        result = loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))
         assert result["steps_this_run"] == 7
         assert not unfinished_writes(checkpoints)
         assert_same(params_of(tmp_path), reference)

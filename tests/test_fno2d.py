@@ -12,9 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from fno import checkpoint as checkpoint_lib
-from fno import parallel, steps, train
 from fno.errors import FnoError
+from fno.parallel import strategies
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import loop, steps
 from tests.helpers import assert_same, params_of, smooth_fields_2d, tiny_config_2d
 from tests.test_parallel import run_mode
 from tests.test_sharding import checked_strategy, flat, train_steps
@@ -146,8 +147,8 @@ def test_darcy_generated_on_first_use_trains_and_resumes_in_other_modes(tmp_path
     np.testing.assert_allclose(norm["x_mean"], a.mean(0), rtol=1e-5)
     np.testing.assert_allclose(norm["x_std"], a.std(0, ddof=1), rtol=1e-4)
     tx = steps.create_optimizer(config, 4)
-    for mode in parallel.MODES:
-        strategy = parallel.make_strategy(mode)
+    for mode in strategies.MODES:
+        strategy = strategies.make_strategy(mode)
         _, logical = steps.create_state(config, tx, strategy.state_shardings,
                                         normalizer=jax.tree.map(np.asarray, norm))
         abstract = checkpoint_lib.abstract_like(logical, strategy.state_shardings(logical))
@@ -156,7 +157,7 @@ def test_darcy_generated_on_first_use_trains_and_resumes_in_other_modes(tmp_path
         assert_same(jax.tree.leaves(back["normalizer"]), jax.tree.leaves(norm))
     checkpointer.close()
 
-    resumed = train.train_and_evaluate(
+    resumed = loop.train_and_evaluate(
         tiny_config_2d(**{"data.dir": str(cache / generated), "mode": "pmap",
                           "num_train_steps": 15}), str(tmp_path / "w"))
     assert resumed["steps_this_run"] == 3 and resumed["step"] == 15

@@ -1,4 +1,4 @@
-"""Using a trained model: fno.load, python -m fno.predict / fno.evaluate / fno.export.
+"""Using a trained model: fno.load, python -m fno.inference.{predict,evaluate,export}.
 
 Each command runs as users run it (a subprocess with its flags); their numbers are checked
 against what the training loop wrote to results.json, and the exported model against the
@@ -19,19 +19,20 @@ import numpy as np
 import pytest
 
 import fno
-from fno import train
 from fno.data import sources
+from fno.training import loop
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_TEST = 12  # configs/tiny.py
 
 
-def command(module: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def command(tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Runs ``python -m fno.inference.<tool>`` as a user types it."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)  # one CPU device, as on a user's laptop
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", f"fno.inference.{tool}", *args],
+                          cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
@@ -69,7 +70,7 @@ def trained(dataset, tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("trained")
     config = tiny_config(dataset, mode="mesh", mesh_shape=(4, 2), mesh_axes=("data", "model"),
                          model_sharding="model")
-    train.train_and_evaluate(config, str(workdir))
+    loop.train_and_evaluate(config, str(workdir))
     return workdir
 
 
@@ -94,13 +95,13 @@ def test_predict_cli_at_the_input_resolution_and_subsampled(trained, results, da
     x128, y128 = test_split(dataset, 128)
     x64, y64 = test_split(dataset, 64)
     np.savez(tmp_path / "inputs.npz", a=x128)
-    out = ok(command("fno.predict", f"--workdir={trained}", f"--input={tmp_path}/inputs.npz",
+    out = ok(command("predict", f"--workdir={trained}", f"--input={tmp_path}/inputs.npz",
                      f"--output={tmp_path}/pred.npz"))
     assert "predicted 12 sample(s) on a 128 grid" in out and "samples/s" in out
     with np.load(tmp_path / "pred.npz") as f:
         assert rel_l2(f["u"], y128) == pytest.approx(results["test_rel_l2_s128"], rel=1e-5)
     np.save(tmp_path / "inputs.npy", x128)
-    ok(command("fno.predict", f"--workdir={trained}", f"--input={tmp_path}/inputs.npy",
+    ok(command("predict", f"--workdir={trained}", f"--input={tmp_path}/inputs.npy",
                f"--output={tmp_path}/pred64.mat", "--resolution=64", "--step=10"))
     import scipy.io
 
@@ -111,13 +112,13 @@ def test_predict_cli_at_the_input_resolution_and_subsampled(trained, results, da
 
 
 def test_evaluate_cli_reproduces_results_json(trained, results, dataset, tmp_path):
-    report = json.loads(ok(command("fno.evaluate", f"--workdir={trained}")))
+    report = json.loads(ok(command("evaluate", f"--workdir={trained}")))
     for key in ("test_rel_l2", "test_mse", "test_rel_l2_s128", "test_mse_s128"):
         assert report[key] == pytest.approx(results[key], rel=1e-6)
     # Another file: here the test split saved as .npz, read whole.
     x, y = test_split(dataset, 128)
     np.savez(tmp_path / "other.npz", a=x, u=y)
-    ok(command("fno.evaluate", f"--workdir={trained}", f"--data={tmp_path}/other.npz",
+    ok(command("evaluate", f"--workdir={trained}", f"--data={tmp_path}/other.npz",
                "--resolutions=64,128", f"--output={tmp_path}/metrics.json"))
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["samples"] == NUM_TEST
@@ -161,7 +162,7 @@ def run_exported(archive: Path, function: str, x: np.ndarray, tmp_path: Path) ->
 def test_exported_model_runs_without_fno_and_equals_the_checkpoint(trained, results, dataset,
                                                                   tmp_path):
     archive = tmp_path / "model.fnox"
-    out = ok(command("fno.export", f"--workdir={trained}", f"--output={archive}"))
+    out = ok(command("export", f"--workdir={trained}", f"--output={archive}"))
     assert "for cpu, cuda, tpu at resolution(s) 64, 128" in out
     card = json.loads(zipfile.ZipFile(archive).read("card.json"))
     model = fno.load(str(trained))
@@ -185,11 +186,11 @@ def test_fno2d_with_normaliser_loads_predicts_and_exports(darcy_dataset, tmp_pat
     config = tiny2d.get_config()
     config.data.dir = darcy_dataset
     workdir = tmp_path / "run"
-    results = train.train_and_evaluate(config, str(workdir))
+    results = loop.train_and_evaluate(config, str(workdir))
     model = fno.load(str(workdir))
     assert "normalizer" in model.state and model.data["grid"] == "vertex"
     archive = tmp_path / "darcy.fnox"
-    ok(command("fno.export", f"--workdir={workdir}", f"--output={archive}", "--platforms=cpu"))
+    ok(command("export", f"--workdir={workdir}", f"--output={archive}", "--platforms=cpu"))
     for resolution, key in ((17, "test_rel_l2"), (33, "test_rel_l2_s33")):
         x, y = test_split(darcy_dataset, resolution)
         pred = model(x)
@@ -228,7 +229,7 @@ def test_predict_mistakes_are_one_line(trained, dataset, tmp_path):
         "no checkpoint at step 7": [*good, f"--output={tmp_path}/o.npy", "--step=7"],
     }
     for expected, args in cases.items():
-        line = one_error_line(command("fno.predict", *args))
+        line = one_error_line(command("predict", *args))
         assert expected in line, (expected, line)
     assert existing.read_bytes() == b"keep me"
     assert not (tmp_path / "o.npy").exists()
@@ -239,19 +240,19 @@ def test_evaluate_and_export_mistakes_are_one_line(trained, tmp_path):
     existing.write_bytes(b"keep me")
     (tmp_path / "m.fnox.json").write_bytes(b"keep me")
     cases = [
-        ("fno.evaluate", ["--workdir=/nonexistent/run"], "no such workdir"),
-        ("fno.evaluate", [f"--workdir={trained}", f"--data={tmp_path}/missing.npz"],
+        ("evaluate", ["--workdir=/nonexistent/run"], "no such workdir"),
+        ("evaluate", [f"--workdir={trained}", f"--data={tmp_path}/missing.npz"],
          "no such file or directory"),
-        ("fno.evaluate", [f"--workdir={trained}", "--resolutions=4"], "at least 8 points"),
-        ("fno.export", [f"--workdir={trained}", f"--output={existing}"],
+        ("evaluate", [f"--workdir={trained}", "--resolutions=4"], "at least 8 points"),
+        ("export", [f"--workdir={trained}", f"--output={existing}"],
          "exists; pass --overwrite"),
-        ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/m.zip"],
+        ("export", [f"--workdir={trained}", f"--output={tmp_path}/m.zip"],
          "use one of .fnox"),
-        ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/n.fnox",
+        ("export", [f"--workdir={trained}", f"--output={tmp_path}/n.fnox",
                         "--resolutions=64,x"], "expected integers"),
-        ("fno.evaluate", [f"--workdir={trained}", f"--output={existing}.json"],
+        ("evaluate", [f"--workdir={trained}", f"--output={existing}.json"],
          "exists; pass --overwrite"),
-        ("fno.export", [f"--workdir={trained}", f"--output={tmp_path}/n.fnox",
+        ("export", [f"--workdir={trained}", f"--output={tmp_path}/n.fnox",
                         "--platforms=gpu"], "unknown gpu"),
     ]
     for module, args, expected in cases:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fno import input_pipeline
+from fno.data import pipeline
 from tests.helpers import InMemorySource
 
 
@@ -18,23 +18,23 @@ def sample_ids(batch) -> list[int]:
 
 
 def test_each_epoch_is_a_fresh_permutation_without_remainder():
-    batches = input_pipeline.TrainBatches(indexed_source(23), global_batch_size=5, seed=1)
+    batches = pipeline.TrainBatches(indexed_source(23), global_batch_size=5, seed=1)
     assert batches.steps_per_epoch == 4  # 3 samples dropped per epoch
     epoch0 = sum((sample_ids(batches(t)) for t in range(4)), [])
     epoch1 = sum((sample_ids(batches(t)) for t in range(4, 8)), [])
     assert len(set(epoch0)) == 20 and len(set(epoch1)) == 20
     assert epoch0 != epoch1
-    again = input_pipeline.TrainBatches(indexed_source(23), global_batch_size=5, seed=1)
+    again = pipeline.TrainBatches(indexed_source(23), global_batch_size=5, seed=1)
     assert sample_ids(again(5)) == sample_ids(batches(5))
-    other_seed = input_pipeline.TrainBatches(indexed_source(23), global_batch_size=5, seed=2)
+    other_seed = pipeline.TrainBatches(indexed_source(23), global_batch_size=5, seed=2)
     assert sample_ids(other_seed(0)) != sample_ids(batches(0))
 
 
 @pytest.mark.parametrize("process_count", [2, 4])
 def test_process_shards_partition_each_global_batch(process_count):
     source = indexed_source(40)
-    single = input_pipeline.TrainBatches(source, 8, seed=0)
-    shards = [input_pipeline.TrainBatches(source, 8, 0, p, process_count)
+    single = pipeline.TrainBatches(source, 8, seed=0)
+    shards = [pipeline.TrainBatches(source, 8, 0, p, process_count)
               for p in range(process_count)]
     for step in range(12):
         parts = [sample_ids(shard(step)) for shard in shards]
@@ -43,21 +43,21 @@ def test_process_shards_partition_each_global_batch(process_count):
 
 
 def test_iterator_state_resumes_exactly():
-    batches = input_pipeline.TrainBatches(indexed_source(30), 6, seed=3)
-    it = input_pipeline.train_iterator(batches, num_steps=20)
+    batches = pipeline.TrainBatches(indexed_source(30), 6, seed=3)
+    it = pipeline.train_iterator(batches, num_steps=20)
     for _ in range(7):
         next(it)
     state = it.get_state()
     expected = [sample_ids(next(it)) for _ in range(5)]
-    resumed = input_pipeline.train_iterator(batches, num_steps=20)
+    resumed = pipeline.train_iterator(batches, num_steps=20)
     resumed.set_state(state)
     assert [sample_ids(next(resumed)) for _ in range(5)] == expected
 
 
 def test_next_batches_stacks_along_a_scan_axis():
-    batches = input_pipeline.TrainBatches(indexed_source(30), 6, seed=3)
-    it = input_pipeline.train_iterator(batches, num_steps=10, prefetch=0)
-    stacked = input_pipeline.next_batches(it, 3)
+    batches = pipeline.TrainBatches(indexed_source(30), 6, seed=3)
+    it = pipeline.train_iterator(batches, num_steps=10, prefetch=0)
+    stacked = pipeline.next_batches(it, 3)
     assert stacked["x"].shape == (3, 6, 4)
     assert sample_ids({"x": stacked["x"][2]}) == sample_ids(batches(2))
 
@@ -67,7 +67,7 @@ def test_eval_counts_every_sample_once_with_padding_masked(process_count):
     source = indexed_source(13)
     seen = []
     for p in range(process_count):
-        for batch in input_pipeline.eval_batches(source, 4, p, process_count):
+        for batch in pipeline.eval_batches(source, 4, p, process_count):
             assert batch["x"].shape[0] == 4 // process_count
             seen += [i for i, m in zip(sample_ids(batch), batch["mask"], strict=True) if m]
     assert sorted(seen) == list(range(13))
@@ -75,4 +75,4 @@ def test_eval_counts_every_sample_once_with_padding_masked(process_count):
 
 def test_batch_larger_than_dataset_is_rejected():
     with pytest.raises(ValueError, match="larger than the training set"):
-        input_pipeline.TrainBatches(indexed_source(5), 8, seed=0)
+        pipeline.TrainBatches(indexed_source(5), 8, seed=0)

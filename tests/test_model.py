@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fno.model import (
-    FNO1d,
-    SpectralConv1d,
-    channel_matmul,
-    count_params,
-    dft_bases,
-    gelu,
-    truncated_dft,
-)
+from fno.models.base import count_params
+from fno.models.fno1d import FNO1d, SpectralConv1d
+from fno.models.layers import channel_matmul, dft_bases, gelu, truncated_dft
 
 
 def channel_first(x):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fno.model import count_params
-from fno.model2d import (
+from fno.models.base import count_params
+from fno.models.fno2d import (
     FNO2d,
     SpectralConv2d,
     corner_dft,
@@ -137,7 +137,7 @@ def test_gradients_finite_and_nonzero(impl):
 
 @pytest.mark.parametrize("s", [16, 17])
 def test_corner_dft_vjp_matches_autodiff_of_plain_matmul(s):
-    """The x transforms' hand-written backward (fno.model's grid matmul on the corner
+    """The x transforms' hand-written backward (fno.models.fno1d's grid matmul on the corner
     bases) equals jax.vjp of the same linear maps written as plain einsums."""
     modes = 4
     analysis, synthesis = corner_dft(s, modes, "float32")

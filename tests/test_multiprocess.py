@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from fno import train
+from fno.training import loop
 from tests.helpers import assert_same, params_of, tiny_config, tiny_config_2d
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def two_process_runs(dataset, tmp_path_factory):
 @pytest.mark.parametrize("mode", MODES)
 def test_two_processes_match_one(mode, dataset, two_process_runs, tmp_path):
     assert jax.device_count() == 8
-    train.train_and_evaluate(tiny_config(dataset, mode=mode), str(tmp_path))
+    loop.train_and_evaluate(tiny_config(dataset, mode=mode), str(tmp_path))
     multi = two_process_runs[mode]
     assert_same(params_of(multi), params_of(tmp_path), rtol=1e-5)
     single = json.loads((tmp_path / "results.json").read_text())
@@ -83,7 +83,7 @@ def test_two_processes_match_one_with_fno2d(darcy_dataset, tmp_path):
     config = tiny_config_2d(**{"data.dir": darcy_dataset, "mode": "mesh_scan",
                                "mesh_shape": (4, 2), "mesh_axes": ("data", "model"),
                                "model_sharding": "model"})
-    single = train.train_and_evaluate(config, str(tmp_path / "single"))
+    single = loop.train_and_evaluate(config, str(tmp_path / "single"))
     assert_same(params_of(tmp_path / "multi"), params_of(tmp_path / "single"), rtol=1e-5)
     multi = json.loads((tmp_path / "multi" / "results.json").read_text())
     assert multi["processes"] == 2
@@ -101,7 +101,7 @@ def test_two_process_checkpoint_resumes_exactly(dataset, two_process_runs, tmp_p
     assert_same(params_of(stopped), params_of(two_process_runs["mesh"]))
     # One process (8 devices): model and optimizer resharded, data position from the step.
     with caplog.at_level(logging.WARNING):
-        results = train.train_and_evaluate(tiny_config(dataset, mode="mesh"), str(copy))
+        results = loop.train_and_evaluate(tiny_config(dataset, mode="mesh"), str(copy))
     assert results["steps_this_run"] == 5
     assert "different number of processes" in caplog.text
     assert_same(params_of(copy), params_of(two_process_runs["mesh"]), rtol=1e-5)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fno import normalizer
+from fno.data import normalizer
 from tests.helpers import InMemorySource
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from configs import default
-from fno import input_pipeline, parallel, setup
+from fno.data import pipeline
+from fno.parallel import strategies
+from fno.training import setup
 from tests.helpers import smooth_pairs
 
 NUM_STEPS = 7  # not a multiple of K: the last scan call is shorter
@@ -25,7 +27,7 @@ def tiny_config(mode: str) -> ml_collections.ConfigDict:
 
 
 def run_mode(mode: str, source, num_steps: int = NUM_STEPS, on_call=None, config=None):
-    """``num_steps`` steps through the loop's own set-up and step-runner (fno.setup); the
+    """``num_steps`` steps through the loop's own set-up and step-runner (fno.training.setup); the
     final parameters and the loss of every call.
 
     ``on_call(i)`` runs before the i-th compiled call and ``on_call(None)`` after the last
@@ -34,8 +36,8 @@ def run_mode(mode: str, source, num_steps: int = NUM_STEPS, on_call=None, config
     config = config or tiny_config(mode)
     config.mode = mode
     run = setup.build(config, steps_per_epoch=4)
-    batches = input_pipeline.TrainBatches(source, config.batch_size, seed=0)
-    it = input_pipeline.train_iterator(batches, num_steps, prefetch=0)
+    batches = pipeline.TrainBatches(source, config.batch_size, seed=0)
+    it = pipeline.train_iterator(batches, num_steps, prefetch=0)
     losses, calls = [], 0
     if on_call:
         on_call(0)
@@ -77,7 +79,7 @@ def test_modes_match_basic(mode, source, reference):
         np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode", parallel.MODES)
+@pytest.mark.parametrize("mode", strategies.MODES)
 def test_no_recompilation(mode, source):
     """Once the first call has compiled the step (and the metric merge), later calls of the
     same shape compile nothing: the state keeps its sharding and dtypes across calls (the

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 from configs import default
-from fno import checkpoint as checkpoint_lib
-from fno import configuration, input_pipeline, parallel, setup, train
+from fno import configuration
+from fno.data import pipeline
 from fno.errors import FnoError
+from fno.parallel import strategies
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import loop, setup
 from tests.helpers import assert_same, smooth_pairs, tiny_config
 
 NUM_STEPS = 4  # two scan calls of K = 2: one compilation per run
@@ -32,24 +35,24 @@ def small_config(mode: str, mesh=(-1,), axes=("data",), model="", spatial=""):
     return config
 
 
-def checked_strategy(config: ml_collections.ConfigDict) -> parallel.Strategy:
+def checked_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
     """What train_and_evaluate does before any work: validate, build, validate for devices."""
     configuration.validate(config)
-    strategy = parallel.make_strategy(config.mode, config)
+    strategy = strategies.make_strategy(config.mode, config)
     configuration.validate_for_devices(config, strategy)
     return strategy
 
 
 def train_steps(config, source, num_steps: int = NUM_STEPS):
-    """``num_steps`` training steps through the loop's set-up and step-runner (fno.setup);
+    """``num_steps`` training steps through the loop's set-up and step-runner (fno.training.setup);
     the strategy and the final logical state.
 
     Asserts that calls after the first compile nothing: the new state comes back with the
     shardings it went in with (else donation fails and every call recompiles).
     """
     run = setup.build(config, steps_per_epoch=4, strategy=checked_strategy(config))
-    batches = input_pipeline.TrainBatches(source, config.batch_size, seed=0)
-    it = input_pipeline.train_iterator(batches, num_steps, prefetch=0)
+    batches = pipeline.TrainBatches(source, config.batch_size, seed=0)
+    it = pipeline.train_iterator(batches, num_steps, prefetch=0)
     calls, compiles = [0], []
 
     def listener(event, duration, **kwargs):
@@ -115,8 +118,8 @@ def test_checkpoint_from_model_sharded_mesh_restores_on_another_mesh(source, tmp
     config = small_config("mesh", (4, 2), ("data", "model"), model="model")
     strategy, state = train_steps(config, source, num_steps=2)
     assert not state["params"]["pointwise"][0]["kernel"].sharding.is_fully_replicated
-    it = input_pipeline.train_iterator(
-        input_pipeline.TrainBatches(source, config.batch_size, seed=0), 2, prefetch=0)
+    it = pipeline.train_iterator(
+        pipeline.TrainBatches(source, config.batch_size, seed=0), 2, prefetch=0)
     checkpointer = checkpoint_lib.Checkpointer(str(tmp_path), asynchronous=False)
     checkpointer.save(2, state, it)
     checkpointer.close()
@@ -141,11 +144,11 @@ def test_end_to_end_model_and_spatial_sharded_run(dataset, tmp_path):
     config = tiny_config(dataset, mode="mesh_scan", mesh_shape=(-1, 2, 2),
                          mesh_axes=("data", "model", "space"), model_sharding="model",
                          spatial_sharding="space")
-    results = train.train_and_evaluate(config, str(tmp_path))
+    results = loop.train_and_evaluate(config, str(tmp_path))
     assert results["step"] == 12
     eval_values = [v for k, v in results.items() if k.startswith("test_")]
     assert len(eval_values) >= 2 and np.all(np.isfinite(eval_values))
-    assert np.isfinite(flat(train.final_params(str(tmp_path)))).all()
+    assert np.isfinite(flat(loop.final_params(str(tmp_path)))).all()
 
 
 # (expected message, config overrides); every one must stop before any work starts.

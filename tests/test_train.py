@@ -11,9 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from fno import checkpoint as checkpoint_lib
-from fno import parallel, registry, steps, train
+from fno import registry
 from fno.errors import FnoError
+from fno.parallel import strategies
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import loop, steps
 from tests.helpers import assert_same, params_of, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,7 @@ def test_modes_reach_the_same_parameters(dataset, tmp_path):
     reference = None
     for mode in ("basic", "pmap_scan", "mesh_scan"):
         workdir = tmp_path / mode
-        train.train_and_evaluate(tiny_config(dataset, mode=mode), str(workdir))
+        loop.train_and_evaluate(tiny_config(dataset, mode=mode), str(workdir))
         params = params_of(workdir)
         if reference is None:
             reference = params
@@ -69,25 +71,25 @@ def test_modes_reach_the_same_parameters(dataset, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["basic", "mesh_scan"])
 def test_resume_is_bitwise_exact(mode, dataset, tmp_path):
-    train.train_and_evaluate(tiny_config(dataset, mode=mode), str(tmp_path / "straight"))
+    loop.train_and_evaluate(tiny_config(dataset, mode=mode), str(tmp_path / "straight"))
     # The same run stopped after 7 steps (final checkpoint at 7), then resumed to 12.
     resumed = str(tmp_path / "resumed")
-    first = train.train_and_evaluate(tiny_config(dataset, mode=mode, num_train_steps=7),
+    first = loop.train_and_evaluate(tiny_config(dataset, mode=mode, num_train_steps=7),
                                      resumed)
     assert first["step"] == 7
-    second = train.train_and_evaluate(tiny_config(dataset, mode=mode), resumed)
+    second = loop.train_and_evaluate(tiny_config(dataset, mode=mode), resumed)
     assert second["step"] == 12 and second["steps_this_run"] == 5
     assert_same(params_of(resumed), params_of(tmp_path / "straight"))
 
 
 def test_checkpoint_restores_in_every_mode(dataset, tmp_path):
     config = tiny_config(dataset, mode="pmap", num_train_steps=5)
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
     saved = params_of(tmp_path)
     model = registry.create_model(config, config.seed)
     _, logical = steps.init_state(model, steps.create_optimizer(config, 4))
-    for mode in parallel.MODES:
-        strategy = parallel.make_strategy(mode)
+    for mode in strategies.MODES:
+        strategy = strategies.make_strategy(mode)
         checkpointer = checkpoint_lib.Checkpointer(str(tmp_path / "checkpoints"))
         abstract = checkpoint_lib.abstract_like(logical, strategy.state_shardings(logical))
         restored = checkpointer.restore(5, abstract)
@@ -101,7 +103,7 @@ def test_checkpoint_restores_in_every_mode(dataset, tmp_path):
 def test_bfloat16_compute_trains_with_float32_state(dataset, tmp_path):
     """model.dtype=bfloat16 is mixed precision: the run trains (loss falls) and the saved
     parameters stay float32."""
-    result = train.train_and_evaluate(
+    result = loop.train_and_evaluate(
         tiny_config(dataset, **{"model.dtype": "bfloat16", "num_train_steps": 12}),
         str(tmp_path))
     params = params_of(tmp_path)
@@ -112,10 +114,10 @@ def test_bfloat16_compute_trains_with_float32_state(dataset, tmp_path):
 
 
 def test_incompatible_checkpoint_is_a_clear_error(dataset, tmp_path):
-    train.train_and_evaluate(tiny_config(dataset, num_train_steps=3), str(tmp_path))
+    loop.train_and_evaluate(tiny_config(dataset, num_train_steps=3), str(tmp_path))
     before = sorted(os.listdir(tmp_path / "checkpoints"))
     with pytest.raises(FnoError, match="does not match"):
-        train.train_and_evaluate(tiny_config(dataset, **{"model.width": 12}), str(tmp_path))
+        loop.train_and_evaluate(tiny_config(dataset, **{"model.width": 12}), str(tmp_path))
     assert sorted(os.listdir(tmp_path / "checkpoints")) == before
 
 
@@ -186,7 +188,7 @@ def test_nonfinite_step_stops_with_a_clear_error_and_keeps_the_checkpoint(datase
     config = tiny_config(dataset, learning_rate=1e30, checkpoint_every_steps=1)
     with pytest.raises(FnoError, match=r"non-finite loss or gradient at step 2 .*checkpoint "
                                        r"\(step 1\) is intact"):
-        train.train_and_evaluate(config, str(tmp_path))
+        loop.train_and_evaluate(config, str(tmp_path))
     report = json.loads((tmp_path / "nonfinite_batch.json").read_text())
     assert report["step"] == 2 and len(report["sample_indices"]) == config.batch_size
     params = params_of(tmp_path)  # the latest checkpoint is step 1 and finite
@@ -195,7 +197,7 @@ def test_nonfinite_step_stops_with_a_clear_error_and_keeps_the_checkpoint(datase
 
 def test_nonfinite_steps_can_be_skipped_and_are_counted(dataset, tmp_path):
     config = tiny_config(dataset, learning_rate=1e30, skip_nonfinite_steps=True)
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     counts = [line["nonfinite_steps"] for line in lines if "nonfinite_steps" in line]
     assert counts == [3, 4, 4]  # steps 2-4, 5-8, 9-12: every step after the first
@@ -203,10 +205,10 @@ def test_nonfinite_steps_can_be_skipped_and_are_counted(dataset, tmp_path):
 
 
 def test_second_run_on_the_same_workdir_is_refused(dataset, tmp_path):
-    from fno import workdir as workdir_lib
+    from fno.storage import workdir as workdir_lib
 
     with workdir_lib.exclusive(str(tmp_path)):
         with pytest.raises(FnoError, match="in use by pid"):
-            train.train_and_evaluate(tiny_config(dataset), str(tmp_path))
+            loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))
     # Released on exit: the same run now goes through.
-    assert train.train_and_evaluate(tiny_config(dataset), str(tmp_path))["step"] == 12
+    assert loop.train_and_evaluate(tiny_config(dataset), str(tmp_path))["step"] == 12

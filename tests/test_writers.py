@@ -1,4 +1,4 @@
-"""Tests for fno.writers: the TF-free clu import shim and the file writers.
+"""Tests for fno.training.writers: the TF-free clu import shim and the file writers.
 
 Import behaviour is tested in fresh subprocesses, because whether TensorFlow was
 imported, and what ``clu.metric_writers`` is, are per-process facts. TensorFlow is
@@ -24,7 +24,7 @@ import pytest
 from tensorboardX.crc32c import crc32c
 from tensorboardX.proto import event_pb2, plugin_hparams_pb2, types_pb2
 
-from fno import writers
+from fno.training import writers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,23 +62,23 @@ def _run_isolated(code: str) -> dict:
 def test_clu_imports_without_tensorflow():
     facts = _run_isolated("""
         import json, sys
-        import fno.writers
+        import fno.training.writers
         from clu import metric_writers, periodic_actions
 
         mw = metric_writers
         facts = {
             "registered": sys.modules["clu.metric_writers"] is mw,
             "same_interface": periodic_actions.MetricWriter is mw.MetricWriter
-                and fno.writers.MetricWriter is mw.MetricWriter,
+                and fno.training.writers.MetricWriter is mw.MetricWriter,
             "subclasses": {
                 name: issubclass(getattr(mw, name), mw.MetricWriter)
                 for name in ("LoggingWriter", "MultiWriter", "AsyncWriter", "AsyncMultiWriter")
             },
-            "ours": issubclass(fno.writers.TensorBoardWriter, mw.MetricWriter)
-                and issubclass(fno.writers.JsonlWriter, mw.MetricWriter),
+            "ours": issubclass(fno.training.writers.TensorBoardWriter, mw.MetricWriter)
+                and issubclass(fno.training.writers.JsonlWriter, mw.MetricWriter),
             "periodic": [hasattr(periodic_actions, n)
                          for n in ("ReportProgress", "PeriodicCallback")],
-            "idempotent": fno.writers.import_metric_writers() is mw,
+            "idempotent": fno.training.writers.import_metric_writers() is mw,
             "tensorflow_loaded": "tensorflow" in sys.modules,
         }
         try:
@@ -98,7 +98,7 @@ def test_clu_imports_without_tensorflow():
 def test_periodic_callback_works_with_shimmed_clu():
     facts = _run_isolated("""
         import json
-        import fno.writers
+        import fno.training.writers
         from clu import periodic_actions
 
         calls = []
@@ -142,7 +142,7 @@ def test_changed_clu_layout_fails_loudly(simulation, culprit):
         + """
 import json
 try:
-    import fno.writers
+    import fno.training.writers
     error = None
 except ImportError as e:
     error = {"type": type(e).__name__, "message": str(e)}

@@ -8,5 +8,5 @@
 * :mod:`fno.data.dataset_dir` — the atomic directory writer both generators use.
 * :mod:`fno.data.sources` — ``open_dataset`` / ``ArraySource`` over generated, .mat, .npz and
   HDF5 data, raising ``DataError`` on bad data.
-* :mod:`fno.data.bench` — generation throughput.
+* :mod:`benchmarks.generation_speed` — generation throughput.
 """

@@ -60,7 +60,7 @@ class ArraySource:
 
     Samples come as ``[*grid]`` with one channel (a stored trailing axis of size 1 is dropped)
     and ``[*grid, C]`` with several (:attr:`in_channels`, :attr:`out_channels`), the model's
-    convention (fno.model.FNO). ``inputs`` and ``outputs`` may be memory maps; they are read
+    convention (fno.models.base.FNO). ``inputs`` and ``outputs`` may be memory maps; they are read
     lazily and pickled by file reference (grain worker processes re-open them instead of
     copying the data).
     """

@@ -12,7 +12,7 @@ Where the data live, per process (hosts need not share a disk):
   its meta.json checksums for a generated directory) and reads the local copy.
 
 Before any collective training call, all processes agree that every one of them opened its
-data (:func:`fno.collective.agree`) and that the copies are identical (a fingerprint of the
+data (:func:`fno.parallel.collective.agree`) and that the copies are identical (a fingerprint of the
 checksums in meta.json, or of a file's size and first MiB): a mismatch is one line on the
 process that has it.
 """
@@ -35,9 +35,11 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from fno import collective, normalizer, registry, storage
-from fno.data import sources
+from fno import registry
+from fno.data import normalizer, sources
 from fno.errors import FnoError
+from fno.parallel import collective
+from fno.storage import paths
 
 _FILE_SUFFIXES = (".mat", ".npz", ".h5", ".hdf5")
 
@@ -47,7 +49,7 @@ class Splits:
     train: sources.ArraySource
     test: dict[int, sources.ArraySource]  # resolution -> source; training resolution first
     fingerprint: str = ""  # identifies the data (identical on every process)
-    normalizer: dict | None = None  # point-wise fields on the stored grid (fno.normalizer)
+    normalizer: dict | None = None  # point-wise fields on the stored grid (fno.data.normalizer)
 
     @property
     def grid(self) -> str:
@@ -162,7 +164,7 @@ def _local_copy(remote: epath.Path) -> str:
                     f.write(remote.read_bytes())
             os.rename(target, local)
         except Exception as e:  # noqa: BLE001 - client errors of any type: one line
-            raise FnoError(f"cannot copy {remote}: {storage.storage_error(e)}") from e
+            raise FnoError(f"cannot copy {remote}: {paths.storage_error(e)}") from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return local
@@ -175,11 +177,11 @@ def resolve(config: ml_collections.ConfigDict) -> tuple[str, dict | None]:
     settings where fno generates (or has generated, in its cache) the data; None for data a
     user names in ``data.dir``, which its own meta.json (or its arrays) describe. What
     protects a run from data that changed under it is the checkpoint (its dataset
-    fingerprint, fno.checkpoint.check_run).
+    fingerprint, fno.training.checkpoint.check_run).
     """
     data = config.data
-    if data.dir and storage.is_remote(data.dir):
-        remote = storage.resolve(data.dir, "config.data.dir")
+    if data.dir and paths.is_remote(data.dir):
+        remote = paths.resolve(data.dir, "config.data.dir")
         is_file = remote.suffix.lower() in _FILE_SUFFIXES
         local = _local_copy(remote)
         if is_file:  # keep the suffix: it selects the reader
@@ -288,7 +290,7 @@ def _open(config: ml_collections.ConfigDict, resolution_divisor: int) -> Splits:
     fields = None
     if data.normalize:
         # Point-wise statistics commute with subsampling: fitted on the stored grid, they
-        # are exact at every resolution the data serve (fno.normalizer).
+        # are exact at every resolution the data serve (fno.data.normalizer).
         try:
             fields = normalizer.fit(train.on_stored_grid())
         except ValueError as e:

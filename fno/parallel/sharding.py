@@ -15,7 +15,7 @@ A trailing channel axis of batches (``[b, *grid, C]``) and of the model's output
 sharded: it has no logical axis.
 
 A model class declares ``param_axes``: ``{(module, leaf): logical axes of the leaf's leading
-dimensions}`` (fno.model.PARAM_AXES), matched on the nearest enclosing module name of every
+dimensions}`` (fno.models.base.PARAM_AXES), matched on the nearest enclosing module name of every
 state leaf, so Adam's moments are sharded like their parameters. Its ``__call__`` pins
 activations with :func:`constrain`, a no-op unless a strategy traces the step inside
 ``activation_layout(layout)``, so models stay usable without any mesh. A dimension that a
@@ -196,7 +196,7 @@ def shard_bytes(state: Any, shardings: Any) -> int:
     return total
 
 
-# --- activation hints, read by fno.model while a strategy traces the step -----------------
+# --- activation hints, read by fno.models.fno1d while a strategy traces the step -----------------
 _ACTIVE: contextvars.ContextVar[Layout | None] = contextvars.ContextVar("fno_layout",
                                                                         default=None)
 

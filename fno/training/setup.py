@@ -6,7 +6,7 @@ its shardings (or only its abstract shapes, for ahead-of-time compilation), and 
 compiled train and eval steps. :func:`train_calls` runs compiled calls over a batch iterator
 exactly as the loop does (one step per call, or K for scan modes, cut at the config's report,
 evaluation and checkpoint boundaries). So the tests and benchmarks exercise the code that
-trains, and a mode is a strategy (placement x steps per call) in fno.parallel alone.
+trains, and a mode is a strategy (placement x steps per call) in fno.parallel.strategies alone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import ml_collections
 import optax
 from flax import nnx
 
-from fno import configuration, input_pipeline, parallel, registry, steps
+from fno import configuration, registry
+from fno.data import pipeline
+from fno.parallel import strategies
+from fno.training import steps
 
 State = dict[str, Any]
 
@@ -27,7 +30,7 @@ State = dict[str, Any]
 @dataclasses.dataclass
 class Setup:
     config: ml_collections.ConfigDict
-    strategy: parallel.Strategy
+    strategy: strategies.Strategy
     tx: optax.GradientTransformation
     graphdef: nnx.GraphDef
     predict: Callable[[State, Any], Any]  # (logical state, x) -> y
@@ -56,20 +59,20 @@ class Setup:
         return self.train_fn(state, self.strategy.put_batch(host_batch, self.uses_scan))
 
 
-def checked_strategy(config: ml_collections.ConfigDict) -> parallel.Strategy:
+def checked_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
     """Validate ``config`` (one-line FnoErrors), then build and check its strategy."""
     configuration.validate(config)
-    strategy = parallel.make_strategy(config.mode, config)
+    strategy = strategies.make_strategy(config.mode, config)
     configuration.validate_for_devices(config, strategy)
     return strategy
 
 
 def build(config: ml_collections.ConfigDict, steps_per_epoch: int, *,
-          strategy: parallel.Strategy | None = None, normalizer: dict | None = None,
+          strategy: strategies.Strategy | None = None, normalizer: dict | None = None,
           grid: str = "periodic", abstract: bool = False) -> Setup:
     """Everything a run needs before its first step (see the module docstring).
 
-    ``normalizer``: fitted point-wise fields (fno.normalizer) that become part of the state;
+    ``normalizer``: fitted point-wise fields (fno.data.normalizer) that become part of the state;
     ``grid`` says how they resample to other resolutions.
     """
     strategy = strategy or checked_strategy(config)
@@ -106,7 +109,7 @@ def train_calls(setup: Setup, state: State, batches: Iterator[dict], step: int,
     yields ``(step after the call, steps in it, new state, its metrics)``."""
     while step < total_steps:
         size = call_size(step, setup.config, setup.uses_scan, total_steps)
-        host = (input_pipeline.next_batches(batches, size) if setup.uses_scan
+        host = (pipeline.next_batches(batches, size) if setup.uses_scan
                 else next(batches))
         state, metrics = setup.call(state, host)
         step += size

@@ -1,13 +1,13 @@
 """Apply a trained model to new inputs.
 
-    python -m fno.predict --workdir=W --input=u0.npy --output=u1.npy [--resolution=S]
+    python -m fno.inference.predict --workdir=W --input=u0.npy --output=u1.npy [--resolution=S]
         [--step=N] [--input_key=a] [--output_key=u] [--batch_size=64] [--overwrite]
 
 Inputs ``[N, *grid]`` or one sample ``[*grid]`` (a trailing channel axis for a model with
 several input channels) from ``.npy``, ``.npz``, ``.mat`` or ``.h5``; predictions are
 written in the output's format at the input's resolution (an FNO is resolution-free) or, with
 ``--resolution``, on the input's subgrid of that size. The checkpoint carries the config and
-the data normaliser (fno.inference), so nothing else is passed.
+the data normaliser (fno.inference.trained), so nothing else is passed.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def subsample(x: np.ndarray, batched: bool, grid_rank: int, resolution: int, gri
 
 
 def main() -> None:
-    from fno import array_io, inference
     from fno.errors import FnoError
+    from fno.inference import trained
+    from fno.storage import array_io
 
     output = array_io.check_writable(FLAGS.output, FLAGS.overwrite)  # before any work
     x, _ = array_io.read_array(FLAGS.input, FLAGS.input_key)
@@ -59,7 +60,7 @@ def main() -> None:
         x = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise FnoError(f"{FLAGS.input}: not a numeric array ({e})") from e
-    model = inference.load(FLAGS.workdir, FLAGS.step)
+    model = trained.load(FLAGS.workdir, FLAGS.step)
     batched = model.check_input(x.shape)
     if FLAGS.resolution:
         x = subsample(x, batched, model.grid_rank, FLAGS.resolution,

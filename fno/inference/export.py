@@ -1,6 +1,6 @@
 """Export a trained model to a file that runs with jax alone (no fno, no flax).
 
-    python -m fno.export --workdir=W --output=model.fnox [--resolutions=1024,2048]
+    python -m fno.inference.export --workdir=W --output=model.fnox [--resolutions=1024,2048]
         [--platforms=cpu,cuda,tpu] [--step=N] [--overwrite]
 
 The ``.fnox`` file is a zip archive:
@@ -55,7 +55,7 @@ y = np.asarray(predict.call(weights, x))  # x: float32 [n, *grid(, C)]
 
 
 def export_model(model, resolutions: list[int], platforms: list[str]) -> dict[str, bytes]:
-    """The archive's members for ``model`` (an fno.inference.TrainedModel)."""
+    """The archive's members for ``model`` (an fno.inference.trained.TrainedModel)."""
     import jax
     import numpy as np
     from jax import export
@@ -90,9 +90,9 @@ def model_card(model, functions: dict, platforms: list[str], leaves: list) -> di
     import numpy as np
 
     import fno
-    from fno import storage
+    from fno.storage import paths
 
-    results_path = storage.resolve(model.workdir) / "results.json"
+    results_path = paths.resolve(model.workdir) / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     metrics = {k: v for k, v in results.items() if k.startswith("test_")}
     params = jax.tree.leaves(model.state["params"])
@@ -119,15 +119,16 @@ def model_card(model, functions: dict, platforms: list[str], leaves: list) -> di
 
 
 def main() -> None:
-    from fno import array_io, inference, storage
     from fno.errors import FnoError
+    from fno.inference import trained
+    from fno.storage import array_io, paths
 
     output = array_io.check_writable(FLAGS.output, FLAGS.overwrite, (".fnox",))
     unknown = set(FLAGS.platforms) - {"cpu", "cuda", "rocm", "tpu"}
     if unknown:
         raise FnoError(f"--platforms: unknown {', '.join(sorted(unknown))} (choose from cpu, "
                        f"cuda, rocm, tpu)")
-    model = inference.load(FLAGS.workdir, FLAGS.step)
+    model = trained.load(FLAGS.workdir, FLAGS.step)
     resolutions = model.checked_resolutions(
         FLAGS.resolutions or [model.resolution, *model.data.get("test_resolutions", [])],
         "--resolutions")
@@ -137,7 +138,7 @@ def main() -> None:
         for name, content in members.items():
             archive.writestr(name, content)
     try:
-        storage.write_bytes_atomic(storage.resolve(output), data.getvalue())
+        paths.write_bytes_atomic(paths.resolve(output), data.getvalue())
     except OSError as e:
         raise FnoError(f"{output}: cannot write ({e.strerror or e})") from e
     print(f"exported step {model.step} of {FLAGS.workdir} for {', '.join(FLAGS.platforms)} "

@@ -1,6 +1,6 @@
 """The one training loop shared by every mode, model and problem.
 
-``fno.setup`` builds the run (strategy, state, compiled steps) and runs its compiled calls;
+``fno.training.setup`` builds the run (strategy, state, compiled steps) and runs its compiled calls;
 everything else (data, metrics, evaluation, checkpoints, preemption) is written once here.
 """
 
@@ -20,33 +20,27 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from fno import checkpoint as checkpoint_lib
-from fno import (
-    collective,
-    configuration,
-    datasets,
-    input_pipeline,
-    parallel,
-    plotting,
-    setup,
-    storage,
-    writers,
-)
-from fno import metrics as metrics_lib
-from fno import workdir as workdir_lib
+from fno import configuration
+from fno.data import datasets, pipeline
 from fno.errors import FnoError
+from fno.parallel import collective, strategies
+from fno.storage import paths
+from fno.storage import workdir as workdir_lib
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import metrics as metrics_lib
+from fno.training import plotting, setup, writers
 
 State = dict[str, Any]
 
 
 # --- evaluation ---------------------------------------------------------------------------
-def evaluate(strategy: parallel.Strategy, eval_fn: Callable, state: State,
+def evaluate(strategy: strategies.Strategy, eval_fn: Callable, state: State,
              sources: dict[int, Any], config: ml_collections.ConfigDict) -> dict[str, float]:
     """Test metrics at every resolution, named as in metrics.jsonl."""
     results = {}
     for resolution, source in sources.items():
         total = None
-        for batch in input_pipeline.eval_batches(source, config.batch_size,
+        for batch in pipeline.eval_batches(source, config.batch_size,
                                                  jax.process_index(), jax.process_count()):
             m = strategy.metrics_to_host(eval_fn(state, strategy.put_batch(batch, False)))
             total = m if total is None else total.merge(m)
@@ -131,7 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """
     strategy = setup.checked_strategy(config)
     with contextlib.ExitStack() as cleanup:
-        # Host-dependent: each process prepares and locks, then all agree (fno.collective).
+        # Host-dependent: each process prepares and locks, then all agree (fno.parallel.collective).
         error = None
         try:
             path = workdir_lib.prepare(workdir)
@@ -142,7 +136,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return _train(config, path, strategy, cleanup)
 
 
-def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strategy,
+def _train(config: ml_collections.ConfigDict, workdir, strategy: strategies.Strategy,
            cleanup: contextlib.ExitStack) -> dict[str, Any]:
     is_writer = jax.process_index() == 0
     data = datasets.load(config, configuration.resolution_divisor(strategy))
@@ -158,9 +152,9 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
                       grid=data.grid)
     logical_state = run.state
 
-    batches = input_pipeline.TrainBatches(data.train, config.batch_size, config.seed,
+    batches = pipeline.TrainBatches(data.train, config.batch_size, config.seed,
                                           jax.process_index(), jax.process_count())
-    train_iter = input_pipeline.train_iterator(batches, total_steps)
+    train_iter = pipeline.train_iterator(batches, total_steps)
     checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints",
                                                max_to_keep=config.keep_checkpoints)
 
@@ -170,7 +164,7 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
 
     cleanup.push(close_checkpointer)
     # The facts that fix the data order (compared on resume), plus what a trained model needs
-    # to be used on its own (fno.inference): its config and how its data were laid out.
+    # to be used on its own (fno.inference.trained): its config and how its data were laid out.
     run_facts = {"batch_size": config.batch_size, "seed": config.seed,
                  "num_train": len(data.train), "dataset": data.fingerprint,
                  "config": json.loads(config.to_json()), "data": data.describe()}
@@ -197,7 +191,9 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
     cleanup.callback(writer.close)
     if start_step == 0:
         writer.write_hparams(configuration.flatten(config))
-    from clu import periodic_actions  # after fno.writers, which makes it importable without TF
+    from clu import (
+        periodic_actions,  # after fno.training.writers, which makes it importable without TF
+    )
 
     report_progress = periodic_actions.ReportProgress(
         num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps or None)
@@ -278,7 +274,7 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: parallel.Strate
 
 def final_params(workdir: str) -> Any:
     """Helper for tests and analysis: the parameters of the latest checkpoint as numpy."""
-    checkpointer = checkpoint_lib.Checkpointer(storage.resolve(workdir) / "checkpoints")
+    checkpointer = checkpoint_lib.Checkpointer(paths.resolve(workdir) / "checkpoints")
     step = checkpointer.latest_step()
     if step is None:
         raise FnoError(f"no checkpoint in {workdir}")

@@ -4,8 +4,8 @@ Everything the model needs travels with its checkpoint: the run's config (archit
 channels), the data normaliser (in the state) and the grid kind of its data (how the
 normaliser resamples), saved as the checkpoint's run facts by the training loop. So a user
 passes a workdir and NumPy arrays, nothing else. Prediction runs through the same
-``predict`` (model plus normaliser) that training and evaluation use (fno.steps), jitted
-over a one-axis data mesh on this process's devices (fno.parallel's mesh strategy), so a
+``predict`` (model plus normaliser) that training and evaluation use (fno.training.steps), jitted
+over a one-axis data mesh on this process's devices (fno.parallel.strategies's mesh strategy), so a
 large input is split across the available accelerators.
 """
 
@@ -22,15 +22,18 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from fno import checkpoint as checkpoint_lib
-from fno import parallel, registry, steps, storage
+from fno import registry
 from fno.errors import FnoError
+from fno.parallel import strategies
+from fno.storage import paths
+from fno.training import checkpoint as checkpoint_lib
+from fno.training import steps
 
 State = dict[str, Any]
 
 
 def _saved_config(checkpointer: checkpoint_lib.Checkpointer, step: int,
-                  workdir: storage.Path) -> tuple[dict, dict]:
+                  workdir: paths.Path) -> tuple[dict, dict]:
     """The run's config and data description: the checkpoint's run facts, or for checkpoints
     written before they held them, the config in ``results.json``."""
     facts = checkpointer.run_info(step) or {}
@@ -43,13 +46,13 @@ def _saved_config(checkpointer: checkpoint_lib.Checkpointer, step: int,
                    f"(written by an older fno) and {results} is missing")
 
 
-def inference_strategy(config: ml_collections.ConfigDict) -> parallel.Strategy:
+def inference_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
     """A data-parallel mesh over this process's devices, whatever mesh the run trained on:
     parameters replicated, batches split along 'data'."""
     local = ml_collections.ConfigDict(config.to_dict())
-    local.mesh_shape, local.mesh_axes = (-1,), (parallel.DATA_AXIS,)
+    local.mesh_shape, local.mesh_axes = (-1,), (strategies.DATA_AXIS,)
     local.model_sharding = local.spatial_sharding = ""
-    return parallel.MeshStrategy(jax.local_devices(), local)
+    return strategies.MeshStrategy(jax.local_devices(), local)
 
 
 @dataclasses.dataclass
@@ -65,9 +68,9 @@ class TrainedModel:
     config: ml_collections.ConfigDict
     step: int
     workdir: str
-    data: dict  # the training data, as fno.datasets.Splits.describe saw them
+    data: dict  # the training data, as fno.data.datasets.Splits.describe saw them
     state: State  # {"params", and "normalizer" when the run had one}
-    strategy: parallel.Strategy
+    strategy: strategies.Strategy
     predict: Any  # pure (state, x) -> y, as in training
 
     @property
@@ -158,7 +161,7 @@ class TrainedModel:
     def _compiled(self) -> Any:
         """``x -> predict(state, x)`` on the placed state, compiled once per input shape."""
         predict = self.strategy.with_layout(self.predict)
-        batch = self.strategy.layout.named(jax.sharding.PartitionSpec(parallel.DATA_AXIS))
+        batch = self.strategy.layout.named(jax.sharding.PartitionSpec(strategies.DATA_AXIS))
         jitted = jax.jit(predict, out_shardings=batch)
         placed = self.strategy.place_state(self.state)
         return lambda x: jitted(placed, x)
@@ -173,9 +176,9 @@ class TrainedModel:
         return y, time.perf_counter() - start
 
 
-def checkpoint_steps(workdir: str) -> tuple[storage.Path, list[int]]:
+def checkpoint_steps(workdir: str) -> tuple[paths.Path, list[int]]:
     """The workdir and its finalized checkpoint steps; one-line errors when there are none."""
-    path = storage.resolve(workdir, "--workdir")
+    path = paths.resolve(workdir, "--workdir")
     if not path.is_dir():
         raise FnoError(f"no such workdir: {workdir}")
     directory = path / "checkpoints"

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from fno import storage
+from fno.storage import paths
 
 
 def _line_panels(plt, x: np.ndarray, y: np.ndarray, pred: np.ndarray):
@@ -87,7 +87,7 @@ def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int,
                             num_samples: int) -> str:
     """Predict the first test samples, save ``figures/predictions_{step}.png``, log it.
 
-    ``predict(state, x)`` is the run's model with its normaliser (fno.setup); only the
+    ``predict(state, x)`` is the run's model with its normaliser (fno.training.setup); only the
     parameters and the normaliser of ``state`` are fetched. With several input or output
     channels the figure shows channel 0 of each (its title says so)."""
     n = min(num_samples, len(source))
@@ -103,10 +103,10 @@ def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int,
         title += f" ({', '.join(channels)})"
     png = prediction_figure_png(first_channel(x, rank), first_channel(y, rank),
                                 first_channel(pred, rank), title)
-    directory = storage.resolve(workdir, "workdir") / "figures"
+    directory = paths.resolve(workdir, "workdir") / "figures"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"predictions_{step:08d}.png"
-    storage.write_bytes_atomic(path, png)
+    paths.write_bytes_atomic(path, png)
     import matplotlib.image
 
     image = matplotlib.image.imread(io.BytesIO(png), format="png")

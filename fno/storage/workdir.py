@@ -1,6 +1,6 @@
 """The run directory: creation, a single-owner lock, and atomic JSON files.
 
-The workdir may be local (a disk, NFS, Lustre) or a ``gs://`` URL (:mod:`fno.storage`).
+The workdir may be local (a disk, NFS, Lustre) or a ``gs://`` URL (:mod:`fno.storage.paths`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from absl import logging
 from etils import epath
 
-from fno import storage
 from fno.errors import FnoError
+from fno.storage import paths
 
 # errno values of filesystems that do not implement flock (Lustre without -o flock, some
 # FUSE and SMB mounts): the lock is skipped with a warning instead of failing the run.
@@ -28,7 +28,7 @@ def prepare(workdir: str | os.PathLike) -> epath.Path:
     """Create ``workdir`` if needed and make sure it is writable; return it as a path."""
     if not os.fspath(workdir):
         raise FnoError("--workdir is required")
-    path = storage.resolve(workdir, "workdir")
+    path = paths.resolve(workdir, "workdir")
     probe = path / f".write_test.{uuid.uuid4().hex}"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ def exclusive(workdir: epath.Path, process_index: int = 0) -> Iterator[None]:
     Where locking is impossible the run goes on with a warning: object stores (``gs://``)
     have no locks, and Lustre mounted without ``-o flock`` answers ENOSYS.
     """
-    if storage.is_remote(workdir):
+    if paths.is_remote(workdir):
         _warn_unlocked(workdir, "object stores have no file locks")
         yield
         return
@@ -95,4 +95,4 @@ def exclusive(workdir: epath.Path, process_index: int = 0) -> Iterator[None]:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON so that readers never see a half-written file (local or ``gs://``)."""
-    storage.write_json_atomic(epath.Path(path), obj)
+    paths.write_json_atomic(epath.Path(path), obj)

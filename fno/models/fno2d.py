@@ -4,7 +4,7 @@ The released ``fourier_2d.py``: input channels (a, x, y) with grid coordinates i
 lift 3 -> width, Fourier layers that keep ``modes`` x ``modes`` coefficients in *both*
 low-frequency corners of the rfft2 spectrum (kx in [0, m) and [sx - m, sx), ky in [0, m))
 plus a pointwise linear map, GELU except after the last layer, projection width -> 128 ->
-GELU -> 1. The building blocks are those of the 1D model (``fno.model``): the same layout,
+GELU -> 1. The building blocks are those of the 1D model (``fno.models.fno1d``): the same layout,
 initialisation, GELU, dense maps with hand-written VJPs and truncated-DFT bases.
 
 Hidden activations are channel-first, ``[channels, batch, sx, sy]``, so that the pointwise
@@ -16,7 +16,7 @@ The two corners' complex weights (the released ``weights1``, ``weights2``, each
 ``[in, out, m, m]``) are stored stacked along kx as ``weight_real``/``weight_imag``
 ``[in, out, 2m, m]`` (``[:, :, :m]`` is ``weights1``, ``[:, :, m:]`` ``weights2``): the same
 numbers and initialisation, no concatenation per step, and the parameter names and in-channel
-axis that ``fno.sharding`` already shards for the 1D model.
+axis that ``fno.parallel.sharding`` already shards for the 1D model.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fno.model import (
-    FNO,
+from fno.models.base import FNO
+from fno.models.layers import (
     SPECTRAL_IMPLS,
-    _grid_matmul,
+    SpectralConv,
     apply_dense,
+    grid_matmul,
     truncated_dft,
 )
 
@@ -99,10 +100,10 @@ def corner_dft(resolution: int, modes: int, dtype: str) -> tuple[Callable, Calla
     ``corner_dft_bases``), in ``dtype``: the 1D model's grid matmul with its hand-written
     VJP. Cached per shape, so a trace reuses the constants."""
     forward, inverse = corner_dft_bases(resolution, modes)
-    return _grid_matmul(forward.astype(dtype)), _grid_matmul(inverse.astype(dtype))
+    return grid_matmul(forward.astype(dtype)), grid_matmul(inverse.astype(dtype))
 
 
-class SpectralConv2d(nnx.Module):
+class SpectralConv2d(SpectralConv):
     """Multiply the kept Fourier modes of both corners by learned complex matrices; drop the
     rest.
 
@@ -114,26 +115,11 @@ class SpectralConv2d(nnx.Module):
     products are local to an x block).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        modes: int,
-        *,
-        impl: str = "auto",
-        rngs: nnx.Rngs,
-    ):
-        resolve_spectral_impl_2d(impl, 2 * modes, 2 * modes)  # validates the name early
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.modes = modes
-        self.impl = impl
-        scale = 1.0 / (in_channels * out_channels)
-        shape = (in_channels, out_channels, 2 * modes, modes)  # [in, out, kx (2 corners), ky]
-        # As the reference: scale * rand(..., cfloat), both parts uniform in [0, scale); one
-        # draw covers both corners (weights1, weights2), which are i.i.d. there too.
-        self.weight_real = nnx.Param(scale * jax.random.uniform(rngs.params(), shape))
-        self.weight_imag = nnx.Param(scale * jax.random.uniform(rngs.params(), shape))
+    @staticmethod
+    def mode_shape(modes: int) -> tuple[int, ...]:
+        # [kx (both corners), ky]: one draw covers both corners (the released weights1,
+        # weights2), which are i.i.d. there too.
+        return (2 * modes, modes)
 
     def _mix(self, x_real: jax.Array, x_imag: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Complex per-mode channel mixing ``[i, b, ky, kx] x [i, o, kx, ky] -> [o, b, ky, kx]``.
@@ -185,7 +171,7 @@ class SpectralConv2d(nnx.Module):
 
 
 def apply_dense_2d(layer: nnx.Linear, x: jax.Array) -> jax.Array:
-    """``fno.model.apply_dense`` on ``[in, b, sx, sy]`` through a free ``[in, b, sx*sy]``
+    """``fno.models.layers.apply_dense`` on ``[in, b, sx, sy]`` through a free ``[in, b, sx*sy]``
     view -> ``[out, b, sx, sy]``."""
     c, b, sx, sy = x.shape
     return apply_dense(layer, x.reshape(c, b, sx * sy)).reshape(-1, b, sx, sy)
@@ -194,7 +180,7 @@ def apply_dense_2d(layer: nnx.Linear, x: jax.Array) -> jax.Array:
 class FNO2d(FNO):
     """The released FNO-2D: lift (a, x, y) -> width, Fourier layers, project width -> 128 -> 1,
     on ``[batch, sx, sy]`` (``[batch, sx, sy, channels]`` with several input or output
-    channels, as ``fno.model.FNO`` describes).
+    channels, as ``fno.models.base.FNO`` describes).
 
     Entry ``[n, i, j]`` is at ``(i / (sx-1), j / (sy-1))`` (the Darcy vertex grid). The
     released code's later version also zero-pads the hidden state by 9 cells in x and y (the

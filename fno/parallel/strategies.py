@@ -1,5 +1,5 @@
 """Execution modes as small strategies: where the state lives, how host batches become device
-input, and how a step is compiled. The training loop in ``fno.train`` is the same for all.
+input, and how a step is compiled. The training loop in ``fno.training.loop`` is the same for all.
 
 | mode        | devices             | state                          | one call runs          |
 |-------------|---------------------|--------------------------------|------------------------|
@@ -13,7 +13,7 @@ input, and how a step is compiled. The training loop in ``fno.train`` is the sam
 Mesh modes build a 1D ('data',) mesh by default, or the mesh of ``config.mesh_shape`` /
 ``config.mesh_axes`` with the model's channels (``config.model_sharding``) and grid axes
 (``config.spatial_sharding``) sharded over named axes, through the model's logical axes
-(``fno.sharding``).
+(``fno.parallel.sharding``).
 
 A *step function* ``step(state, batch) -> (state, metrics)`` is pure and knows nothing about
 devices except, in pmap modes, the name of the axis to average gradients over. Scan modes wrap
@@ -34,7 +34,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from fno import registry
-from fno import sharding as sharding_lib
+from fno.parallel import sharding as sharding_lib
 
 MODES = ("basic", "scan", "pmap", "pmap_scan", "mesh", "mesh_scan")
 PMAP_AXIS = "batch"
@@ -202,7 +202,7 @@ def _host_value(x: Any) -> np.ndarray:
 class MeshStrategy(Strategy):
     """jit over a ``Mesh``: batches sharded along 'data' (and the grid along the spatial
     axis, if configured); state replicated, or channel-sharded over the model axis (see
-    ``fno.sharding`` for which dimensions)."""
+    ``fno.parallel.sharding`` for which dimensions)."""
 
     def __init__(self, devices: list[jax.Device] | None = None,
                  config: ml_collections.ConfigDict | None = None):
@@ -234,7 +234,7 @@ class MeshStrategy(Strategy):
                 self.layout.batch_sharding(np.shape(x), stacked), x), batch)
 
     def with_layout(self, fn: Callable) -> Callable:
-        """``fn`` whose trace sees this layout's activation constraints (fno.sharding)."""
+        """``fn`` whose trace sees this layout's activation constraints (fno.parallel.sharding)."""
 
         def traced(*args):
             with sharding_lib.activation_layout(self.layout):

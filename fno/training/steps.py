@@ -1,7 +1,7 @@
 """Pure pieces of training: optimizer, training state, and the train and eval steps.
 
-Nothing here knows devices or execution modes (fno.parallel places and compiles), nor a
-particular model (fno.registry builds it); fno.setup assembles them for the loop, the
+Nothing here knows devices or execution modes (fno.parallel.strategies places and compiles), nor a
+particular model (fno.registry builds it); fno.training.setup assembles them for the loop, the
 benchmarks and the tests.
 """
 
@@ -19,9 +19,9 @@ import optax
 from clu import metrics as clu_metrics
 from flax import nnx
 
-from fno import metrics as metrics_lib
-from fno import normalizer as normalizer_lib
 from fno import registry
+from fno.data import normalizer as normalizer_lib
+from fno.training import metrics as metrics_lib
 
 State = dict[str, Any]
 
@@ -44,7 +44,7 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation,
                ) -> tuple[nnx.GraphDef, State]:
     """The model's static structure and the logical training state (plain dicts of arrays).
 
-    A data normaliser (fno.normalizer) rides along as ``state["normalizer"]``: the steps
+    A data normaliser (fno.data.normalizer) rides along as ``state["normalizer"]``: the steps
     read it and never change it, and checkpoints carry it with the parameters.
     """
     graphdef, params = nnx.split(model, nnx.Param)
@@ -93,7 +93,7 @@ def make_predict(apply: Callable, grid: str,
                  grid_rank: int) -> Callable[[State, jax.Array], jax.Array]:
     """``predict(state, x) -> y``: the model with the state's normaliser, if it has one
     (``grid``: how its fields resample to ``x``'s resolution along its ``grid_rank`` grid
-    axes, fno.normalizer)."""
+    axes, fno.data.normalizer)."""
 
     def predict(state: State, x: jax.Array) -> jax.Array:
         return normalizer_lib.apply_normalized(apply, state["params"], state.get("normalizer"),

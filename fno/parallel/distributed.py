@@ -374,14 +374,14 @@ def initialize() -> None:
     on_tpu = bool(os.environ.get("FNO_LOCAL_DEVICE_IDS", "").strip()) and _tpu_chips_present()
     kwargs = plan(os.environ, on_tpu=on_tpu)
     if kwargs is None:
-        logging.info("fno.distributed: single process (no multi-process environment found)")
+        logging.info("distributed: single process (no multi-process environment found)")
         return
     import jax
 
     if jax.distributed.is_initialized():
-        logging.info("fno.distributed: already initialised")
+        logging.info("fno.parallel.distributed: already initialised")
         return
-    logging.info("fno.distributed: jax.distributed.initialize(%s)",
+    logging.info("fno.parallel.distributed: jax.distributed.initialize(%s)",
                  ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "<auto-detect>")
     jax.distributed.initialize(**kwargs)
 

@@ -1,13 +1,13 @@
 """Time the training step of a configured mode, and study loop vs scan.
 
-    python -m fno.benchmark --config=configs/basic.py --output=/tmp/basic.json
-    python -m fno.benchmark --config=configs/scan.py --config.data.resolution=8192
-    python -m fno.benchmark --config=configs/basic.py --sweep --output=benchmarks/results/sweep.json
-    python -m fno.benchmark --config=configs/basic.py --loop_overhead --output=/tmp/overhead.json
-    python -m fno.benchmark --config=configs/basic.py --compare_modes --output=/tmp/modes.json
+    python benchmarks/step_timing.py --config=configs/basic.py --output=/tmp/basic.json
+    python benchmarks/step_timing.py --config=configs/scan.py --config.data.resolution=8192
+    python benchmarks/step_timing.py --config=configs/basic.py --sweep --output=/tmp/sweep.json
+    python benchmarks/step_timing.py --config=configs/basic.py --loop_overhead --output=/tmp/o.json
+    python benchmarks/step_timing.py --config=configs/basic.py --compare_modes --output=/tmp/m.json
 
 The step runs on synthetic data of the configured shape (``[batch_size, *grid]`` at
-data.resolution), with the state, optimizer and compiled function of training (fno.setup).
+data.resolution), with the state, optimizer and compiled function of training (fno.training.setup).
 Reported: compile time, median ms/step over repeats after warm-up (with min and max),
 samples/s, analytic GFLOP/s and its fraction of this machine's measured float32 matmul rate,
 peak host RSS, device memory where the backend reports it.
@@ -36,7 +36,7 @@ from typing import Any
 from absl import app, flags
 from ml_collections import config_flags
 
-from fno import runtime
+from fno.parallel import runtime
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/basic.py", "Config file to benchmark.")
@@ -121,7 +121,7 @@ class StepRunner:
         import jax
         import numpy as np
 
-        from fno import setup
+        from fno.training import setup
 
         self.config = config
         run = setup.build(config, steps_per_epoch=50)  # the loop's set-up and compiled step
@@ -265,10 +265,10 @@ def plot_sweep(result: dict[str, Any], path: str) -> None:
 
 def compare_modes(config, steps: int, repeats: int) -> list[dict[str, Any]]:
     """Every mode on this process's devices, compiled first, then timed round-robin."""
-    from fno import parallel
+    from fno.parallel import strategies
 
     runners = {}
-    for mode in parallel.MODES:
+    for mode in strategies.MODES:
         c = config.copy_and_resolve_references()
         c.mode = mode
         runners[mode] = StepRunner(c, warmup=2)
@@ -286,11 +286,11 @@ def compare_modes(config, steps: int, repeats: int) -> list[dict[str, Any]]:
 # --- framework overhead -------------------------------------------------------------------
 def pipeline_rate(config, batches: int = 2000) -> float:
     """Batches/s that the grain training pipeline alone delivers (host arrays, no device)."""
-    from fno import datasets, input_pipeline
+    from fno.data import datasets, pipeline
 
     data = datasets.load(config)
-    source = input_pipeline.TrainBatches(data.train, config.batch_size, config.seed)
-    iterator = input_pipeline.train_iterator(source, batches + 10)
+    source = pipeline.TrainBatches(data.train, config.batch_size, config.seed)
+    iterator = pipeline.train_iterator(source, batches + 10)
     for _ in range(10):  # warm-up: start the prefetch threads
         next(iterator)
     t0 = time.perf_counter()
@@ -301,10 +301,11 @@ def pipeline_rate(config, batches: int = 2000) -> float:
 
 def loop_overhead(config, steps: int) -> list[dict[str, Any]]:
     """Full ``train_and_evaluate`` throughput against the bare step, per one-process mode."""
-    from fno import parallel, train
+    from fno.parallel import strategies
+    from fno.training import loop
 
     rows = []
-    for mode in parallel.MODES:
+    for mode in strategies.MODES:
         c = config.copy_and_resolve_references()
         c.mode = mode
         c.num_train_steps = steps
@@ -316,7 +317,7 @@ def loop_overhead(config, steps: int) -> list[dict[str, Any]]:
         # machine during the loop shows up in both numbers rather than in the ratio.
         before = measure_step(c, steps=40, repeats=5, warmup=2)
         with tempfile.TemporaryDirectory() as workdir:
-            train.train_and_evaluate(c, workdir)
+            loop.train_and_evaluate(c, workdir)
             with open(os.path.join(workdir, "metrics.jsonl")) as f:
                 windows = [json.loads(line) for line in f]
         after = measure_step(c, steps=40, repeats=5, warmup=2)

@@ -22,7 +22,7 @@ therefore ``clu.periodic_actions``) importable:
   public classes re-exported. Any surprise in clu's layout raises
   :class:`CluLayoutError` instead of degrading silently.
 
-So: ``import fno.writers`` before ``clu.periodic_actions`` or ``clu.metric_writers``.
+So: ``import fno.training.writers`` before ``clu.periodic_actions`` or ``clu.metric_writers``.
 Without TensorFlow, ``metric_writers.SummaryWriter``, ``create_default_writer``
 and ``write_values`` are unavailable; use :func:`create_writers`, which writes
 TensorBoard event files with :class:`TensorBoardWriter` (tensorboardX) instead,
@@ -61,7 +61,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboardX.record_writer import directory_check
 
-from fno import storage
+from fno.storage import paths
 
 _PACKAGE = "clu.metric_writers"
 _SHIM_WRITTEN_FOR = "clu 0.0.12"
@@ -100,7 +100,7 @@ def _clu_version() -> str:
 
 def _layout_error(what: str) -> CluLayoutError:
     return CluLayoutError(
-        f"fno.writers cannot import {_PACKAGE} without TensorFlow: {what}. The shim was "
+        f"fno.training.writers cannot import {_PACKAGE} without TensorFlow: {what}. The shim was "
         f"written for {_SHIM_WRITTEN_FOR}, installed is clu {_clu_version()}, so clu's module "
         "layout has changed. Update _TF_FREE_EXPORTS in fno/writers.py, delete the shim if "
         "clu now imports TensorFlow lazily, or install tensorflow."
@@ -111,8 +111,8 @@ def _tf_only_getattr(name: str) -> Any:
     """Module ``__getattr__`` (PEP 562) of the shim package: explain TF-only names."""
     if name in _TF_ONLY_NAMES:
         raise AttributeError(
-            f"{_PACKAGE}.{name} needs TensorFlow, which is not installed (fno.writers loaded "
-            f"{_PACKAGE} without it). Use fno.writers.create_writers() or TensorBoardWriter."
+            f"{_PACKAGE}.{name} needs TensorFlow, which is not installed (fno loaded "
+            f"{_PACKAGE} without it). Use create_writers() or TensorBoardWriter."
         )
     raise AttributeError(f"module {_PACKAGE!r} has no attribute {name!r}")
 
@@ -160,7 +160,7 @@ def _install_tf_free_package() -> types.ModuleType:
 def import_metric_writers() -> types.ModuleType:
     """Returns ``clu.metric_writers``, importing it without TensorFlow if TF is absent.
 
-    Idempotent. Runs when ``fno.writers`` is imported; afterwards
+    Idempotent. Runs when ``fno.training.writers`` is imported; afterwards
     ``from clu import metric_writers, periodic_actions`` works with or without TF.
 
     Raises:
@@ -502,13 +502,13 @@ class JsonlWriter(MetricWriter):
 
 
 class _SyncingWriter(MetricWriter):
-    """Uploads a :class:`fno.storage.StagedDir` after each write batch and on flush/close.
+    """Uploads a :class:`fno.storage.paths.StagedDir` after each write batch and on flush/close.
 
     Wraps the file writers of a remote workdir, so metrics.jsonl and the event files reach
     the bucket as whole objects (object stores cannot append) at every reporting step.
     """
 
-    def __init__(self, writers: list[MetricWriter], staged: storage.StagedDir):
+    def __init__(self, writers: list[MetricWriter], staged: paths.StagedDir):
         super().__init__()
         self._inner = metric_writers.MultiWriter(writers)
         self._staged = staged
@@ -564,7 +564,7 @@ def create_writers(workdir: str | os.PathLike, *, write_files: bool,
     Args:
       workdir: Directory for TensorBoard event files and ``metrics.jsonl``: a local path or
         a ``gs://`` URL. Remote files are written in a local staging directory and uploaded
-        as whole objects after every write (see :class:`fno.storage.StagedDir`); a resumed
+        as whole objects after every write (see :class:`fno.storage.paths.StagedDir`); a resumed
         run downloads and continues ``metrics.jsonl``.
       write_files: Whether this process writes files; pass ``jax.process_index() == 0``
         so that a multi-host run writes each file once.
@@ -578,14 +578,14 @@ def create_writers(workdir: str | os.PathLike, *, write_files: bool,
     logging_writer = metric_writers.LoggingWriter()
     if not write_files:
         return logging_writer
-    staged = storage.StagedDir(storage.resolve(workdir, "workdir"),
+    staged = paths.StagedDir(paths.resolve(workdir, "workdir"),
                                download=("metrics.jsonl", "hparams.json"))
     if "SummaryWriter" in vars(metric_writers):  # clu's TF writer: TensorFlow is installed.
         tensorboard = metric_writers.SummaryWriter(staged.local)
     else:
         tensorboard = TensorBoardWriter(staged.local)
     file_writers: list[MetricWriter] = [tensorboard, JsonlWriter(staged.local)]
-    if storage.is_remote(workdir):
+    if paths.is_remote(workdir):
         file_writers = [_SyncingWriter(file_writers, staged)]
     if asynchronous:
         return metric_writers.MultiWriter(

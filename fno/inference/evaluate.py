@@ -1,12 +1,12 @@
 """Test metrics of a trained model, on its own test split or on any other dataset.
 
-    python -m fno.evaluate --workdir=W                       # the run's test split again
-    python -m fno.evaluate --workdir=W --data=burgers_data_R10.mat --resolutions=1024,8192
+    python -m fno.inference.evaluate --workdir=W                       # the run's test split again
+    python -m fno.inference.evaluate --workdir=W --data=burgers_data_R10.mat --resolutions=1024,8192
         [--input_key=a --output_key=u] [--split=all|test] [--step=N] [--output=metrics.json]
 
 Metrics are those of ``results.json`` (``test_rel_l2``, ``test_mse`` at the training
 resolution, ``..._s<r>`` at others), computed by the training loop's own evaluation
-(fno.train.evaluate with fno.steps' eval step) on a data-parallel mesh of this process's
+(training.loop.evaluate with training.steps' eval step) on a data-parallel mesh of this process's
 devices. Without ``--data`` the run's dataset is opened as training opened it, so the numbers
 reproduce results.json. With ``--data``, every sample of that file or directory is used
 (``--split=test``: its last ``num_test`` samples, as the run split its own data).
@@ -36,7 +36,7 @@ FLAGS = flags.FLAGS
 
 
 def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
-    """``{resolution: source}`` of ``path`` (training resolution first, like fno.datasets)."""
+    """``{resolution: source}`` of ``path`` (training resolution first, like fno.data.datasets)."""
     from fno import registry
     from fno.data import sources
     from fno.errors import FnoError
@@ -64,11 +64,14 @@ def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dic
 
 
 def main() -> None:
-    from fno import array_io, datasets, inference, steps, train, workdir
+    from fno.data import datasets
     from fno.errors import FnoError
+    from fno.inference import trained
+    from fno.storage import array_io, workdir
+    from fno.training import loop, steps
 
     output = FLAGS.output and array_io.check_writable(FLAGS.output, FLAGS.overwrite, (".json",))
-    model = inference.load(FLAGS.workdir, FLAGS.step)
+    model = trained.load(FLAGS.workdir, FLAGS.step)
     resolutions = (model.checked_resolutions(FLAGS.resolutions, "--resolutions")
                    if FLAGS.resolutions is not None else None)
     config = model.config.copy_and_resolve_references()
@@ -91,7 +94,7 @@ def main() -> None:
     config.batch_size = model.padded_batch(config.batch_size)
     strategy = model.strategy
     eval_fn = strategy.compile_eval(steps.make_eval_step(model.predict))
-    metrics = train.evaluate(strategy, eval_fn, strategy.place_state(model.state), test, config)
+    metrics = loop.evaluate(strategy, eval_fn, strategy.place_state(model.state), test, config)
     report = {"workdir": FLAGS.workdir, "step": model.step, "data": where,
               "samples": len(next(iter(test.values()))), **metrics}
     print(json.dumps(report))

@@ -19,7 +19,7 @@ Failures, and what happens (README "Failure and recovery"):
   step 0 with a warning. Falling back is exact: each checkpoint carries its own data
   position. In a multi-process run every process checks the checkpoint against the file
   sizes process 0 recorded (``fno_manifest.json``) and the verdicts are combined
-  (:mod:`fno.collective`) *before* orbax reads it, so all take the same branch.
+  (:mod:`fno.parallel.collective`) *before* orbax reads it, so all take the same branch.
 * A checkpoint that reads fine but holds other shapes or leaves than this config's state is
   *incompatible*: a hard :class:`FnoError`, and nothing is moved.
 * A save that fails (disk full, unwritable directory) is a :class:`FnoError` naming the step
@@ -40,8 +40,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from fno import collective, storage
 from fno.errors import FnoError
+from fno.parallel import collective
+from fno.storage import paths
 
 # Suffix of a damaged step directory moved aside; orbax only recognises all-digit names.
 CORRUPT_SUFFIX = ".corrupt"
@@ -167,7 +168,7 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                  asynchronous: bool = True):
-        self.directory = storage.resolve(directory, "checkpoint directory")
+        self.directory = paths.resolve(directory, "checkpoint directory")
         # orbax's cleanup_tmp_directories is left off on purpose: it would run for every
         # Checkpointer, including read-only ones (final_params) next to a live run.
         # restore_latest, called under the workdir lock, removes unfinished writes instead.
@@ -235,8 +236,8 @@ class Checkpointer:
         root = self.directory / str(step)
         try:
             sizes = {os.fspath(p.relative_to(root)): p.stat().length
-                     for p in storage.files_under(root) if p.name != MANIFEST}
-            storage.write_json_atomic(root / MANIFEST, sizes)
+                     for p in paths.files_under(root) if p.name != MANIFEST}
+            paths.write_json_atomic(root / MANIFEST, sizes)
         except Exception as e:  # noqa: BLE001 - the checkpoint itself is complete
             logging.warning("Could not write %s for checkpoint %d: %s (it will be checked by "
                             "reading it)", MANIFEST, step, _one_line(e))
@@ -372,7 +373,7 @@ class Checkpointer:
         training run, which holds the workdir lock, may call this.
 
         Multi-process: which checkpoint to restore is decided collectively *before* orbax
-        reads it (:meth:`check_readable` on every process, then :func:`fno.collective.agree`
+        reads it (:meth:`check_readable` on every process, then :func:`collective.agree`
         semantics), so every process enters orbax's restore for the same step. ``run`` is
         compared with the facts saved with the checkpoint (:func:`check_run`).
         """
@@ -445,7 +446,7 @@ class Checkpointer:
                                 ", ".join(p.name for p in unfinished))
             self.manager.reload()
         collective.barrier("checkpoint_remove_unfinished")
-        storage.forget_listings(self.directory)
+        paths.forget_listings(self.directory)
         self.manager.reload()
 
     def _move_aside(self, step: int, reason: str, collective_move: bool = True) -> str:
@@ -462,10 +463,10 @@ class Checkpointer:
         if collective_move:
             collective.barrier(f"checkpoint_move_{step}_start")  # every process is done
         if (jax.process_index() == 0 or not collective_move) and source.exists():
-            storage.move_aside(source, target)
+            paths.move_aside(source, target)
         if collective_move:
             collective.barrier(f"checkpoint_move_{step}_done")
-        storage.forget_listings(self.directory)
+        paths.forget_listings(self.directory)
         self.manager.reload()
         logging.warning("%s; moved it aside to %s (not deleted) and trying the previous "
                         "checkpoint.", reason, target)

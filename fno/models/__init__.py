@@ -1,0 +1,1 @@
+"""Neural operators: spectral layers and the FNO models built from them."""

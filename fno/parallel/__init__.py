@@ -1,0 +1,1 @@
+"""How work spreads over devices and processes."""

@@ -1,0 +1,1 @@
+"""Where bytes go: local and gs:// paths, the workdir, array files."""
