@@ -1,6 +1,7 @@
-"""Train a Fourier Neural Operator on 1D Burgers.
+"""Train a Fourier Neural Operator on the problem a config names (Burgers, Darcy, ...).
 
-    python main.py --config=configs/mesh.py --workdir=/tmp/fno
+    python main.py --workdir=/tmp/fno                       # configs/default.py
+    python main.py --config=configs/darcy_quick.py --workdir=/tmp/fno_darcy
     python main.py --config=configs/quickstart.py --workdir=/tmp/fno --config.mode=scan
 
 This file is intentionally kept short: it parses flags, sets up logging and the distributed

@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     epochs, 500 epochs, batch 20, 1000 train / 200 test samples at s = 1024."""
     config = ml_collections.ConfigDict()
 
-    # Execution mode: basic | scan | pmap | pmap_scan | mesh | mesh_scan (README, "Modes").
+    # Execution mode: basic | scan | pmap | pmap_scan | mesh | mesh_scan (docs/modes.md).
     config.mode = "mesh"
     # Mesh modes only: the device mesh, one size per named axis; -1 means "the rest of the
     # devices". A 'data' axis (splits the batch) is required, e.g. (-1, 2) with
@@ -124,6 +124,6 @@ def get_config() -> ml_collections.ConfigDict:
     model.spectral_impl = "auto"
     # Compute dtype of activations and matmuls: "float32" or "bfloat16" (mixed precision:
     # parameters, Adam state and the loss stay float32). bfloat16 is for GPUs and TPUs; on
-    # CPU it is slower than float32 (README, Performance).
+    # CPU it is slower than float32 (docs/performance.md).
     model.dtype = "float32"
     return config

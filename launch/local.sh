@@ -31,8 +31,13 @@
 # forwarded to every process as SIGTERM (which lets a trainer with a preemption handler
 # checkpoint); a second signal kills them. A Ctrl-C in a terminal, which signals the whole
 # process group, counts once, and the processes' output keeps flowing while they save.
+# If local.sh is started with SIGINT ignored, as a script's background jobs (`local.sh ... &`)
+# and whatever they start are, it leaves SIGINT ignored, says so in one line on stderr, and
+# still forwards SIGTERM: bash cannot trap a signal that was ignored when it started, and the
+# processes inherit the ignored SIGINT (Python keeps it ignored), so a Ctrl-C or SIGINT stops
+# neither the launcher nor them, as the caller who put it in the background intended.
 # Each process gets FNO_COORDINATOR_ADDRESS, FNO_NUM_PROCESSES and FNO_PROCESS_ID (read by
-# fno/distributed.py), and JAX_PLATFORMS=cpu.
+# fno/parallel/distributed.py), and JAX_PLATFORMS=cpu.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -149,6 +154,12 @@ on_signal() {
 # SIGINT) running, still holding the caller's stdout and stderr open.
 trap 'on_signal INT 130' INT
 trap 'on_signal TERM 143' TERM
+# A signal ignored when a non-interactive bash started cannot be trapped: the trap above is
+# then silently not set (see the header).
+if [[ "$(trap -p INT)" != *on_signal* ]]; then
+  echo "local.sh: SIGINT is ignored (inherited from the caller), so Ctrl-C and SIGINT will" \
+    "not stop the processes; send SIGTERM to stop them" >&2
+fi
 
 for ((i = 0; i < num_processes && signals == 0; i++)); do
   # stdout and stderr keep their own pipes (and prefixers): on one pipe, the unbuffered

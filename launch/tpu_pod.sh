@@ -20,7 +20,7 @@
 #      a standalone CPython 3.11 and makes the venv. An existing .venv that is >= 3.11 is
 #      reused. The venv's Python version is checked before installing;
 #   4. run `.venv/bin/python main.py "$@"` in REMOTE_DIR on all workers at once, with
-#      FNO_DISTRIBUTED=auto so fno/distributed.py lets JAX read the pod layout from the TPU
+#      FNO_DISTRIBUTED=auto so fno/parallel/distributed.py lets JAX read the pod layout from the TPU
 #      metadata server. Output streams here, and each worker also keeps its own log in
 #      REMOTE_DIR/logs/worker-<hostname>.log.
 #

@@ -95,7 +95,7 @@ def test_local_rejects_bad_settings(env):
 COLLECTIVE = """
 import os
 import sys
-from fno import distributed
+from fno.parallel import distributed
 distributed.initialize()
 # A line written in pieces to each stream, interleaved, as C++ libraries and unbuffered Python
 # do: each stream's lines must stay whole. Written before the first collective, because gloo
@@ -169,14 +169,27 @@ time.sleep(600)
 """
 
 
-def start_sleepers(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str], list[Path]]:
+def start_sleepers(tmp_path: Path, sigint: signal.Handlers = signal.SIG_DFL,
+                   **extra: str) -> tuple[subprocess.Popen[str], list[Path]]:
+    """Start local.sh on SLEEPER processes with SIGINT's disposition set to `sigint`.
+
+    The disposition is set explicitly because an ignored SIGINT is inherited: a suite run as
+    a background job of a script (`pytest ... &`, as CI and nohup users do) starts with it
+    ignored, and local.sh would then be started unable to trap it.
+    """
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
     env = clean_env(FNO_MAIN=str(script), PID_DIR=str(tmp_path), GRACE_SECONDS="1",
                     KILL_SECONDS="2", **extra)
+
+    def set_signals() -> None:  # in the child, before exec
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        signal.signal(signal.SIGINT, sigint)
+
     # Its own session, so a failing test can still kill the launcher and all it started.
     proc = subprocess.Popen([str(LOCAL)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=set_signals)
     return proc, [tmp_path / "0", tmp_path / "1"]
 
 
@@ -209,8 +222,31 @@ def test_local_forwards_signals(tmp_path, sig, code):
     rc, _, err, elapsed = finish(proc)
     assert rc == code, err
     assert elapsed < 5, "children did not stop on the forwarded SIGTERM"
+    assert "SIGINT is ignored" not in err
     for path in pid_files:
         assert not alive(int(path.read_text()))
+
+
+def test_local_started_with_sigint_ignored_says_so_and_forwards_sigterm(tmp_path):
+    """Started with SIGINT ignored (a script's background job), local.sh cannot trap it: it
+    keeps it ignored, like the processes it starts, says so, and still forwards SIGTERM."""
+    proc, pid_files = start_sleepers(tmp_path, sigint=signal.SIG_IGN, SAVE_ON_TERM="1")
+    wait_for(pid_files)
+    os.killpg(proc.pid, signal.SIGINT)  # a Ctrl-C: the launcher and its processes ignore it
+    time.sleep(1)
+    assert proc.poll() is None, "local.sh exited on an ignored SIGINT"
+    pids = [int(path.read_text()) for path in pid_files]
+    assert all(alive(pid) for pid in pids), "a process stopped on an ignored SIGINT"
+    proc.send_signal(signal.SIGTERM)
+    rc, out, err, elapsed = finish(proc)
+    assert rc == 143, err
+    assert err.startswith("local.sh: SIGINT is ignored (inherited from the caller), so Ctrl-C "
+                          "and SIGINT will not stop the processes; send SIGTERM to stop them\n")
+    assert err.count("SIGINT is ignored") == 1 and "got SIGINT" not in err, err
+    assert "got SIGTERM, sending SIGTERM to all processes" in err
+    assert "[p0] saved" in out.splitlines() and "[p1] saved" in out.splitlines(), out
+    assert elapsed < 5
+    assert not any(alive(pid) for pid in pids)
 
 
 def test_local_ctrl_c_reaches_every_process_once_and_keeps_their_output(tmp_path):
@@ -349,7 +385,7 @@ FAKE_VENV_PYTHON = r"""#!/usr/bin/env bash
 # main.py prints what arrived.
 if [[ "$1" == -c ]]; then exec "$REAL_PYTHON" "$@"; fi
 if [[ "$1" == -m ]]; then echo "pip: $*" >> "$HOME/pip.log"; exit 0; fi
-[[ -f main.py && -f fno/distributed.py ]] || { echo "not in an unpacked checkout" >&2; exit 9; }
+[[ -f main.py && -f fno/parallel/distributed.py ]] || { echo "not unpacked" >&2; exit 9; }
 [[ "$1" == main.py ]] || exit 8
 shift
 echo "FNO_DISTRIBUTED=$FNO_DISTRIBUTED"

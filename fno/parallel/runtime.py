@@ -2,11 +2,10 @@
 
 Why: on CPU, each XLA training step allocates and frees ~100 MB of scratch. glibc returns
 those pages to the kernel after every step and then page-faults them back in (tens of
-thousands of faults per step), which costs more than a third of a step at the paper's size.
+thousands of faults per step), a large share of a step at the paper's size.
 ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` makes malloc ask for transparent huge pages, which
-cuts the faults ~500-fold; measured on a 2-core CPU at s = 1024, batch 20: 83 -> 50 ms/step
-(README, "Performance"). glibc reads tunables only at process start, so the entry points
-re-execute themselves once with the variable set.
+removes most of the faults (docs/performance.md has the measurement). glibc reads tunables
+only at process start, so the entry points re-execute themselves once with the variable set.
 
 Safe by construction: Linux with glibc only (other platforms and libcs are untouched), never
 when the user already set GLIBC_TUNABLES (their choice wins), and ``FNO_MALLOC_TUNING=0``

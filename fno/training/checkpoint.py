@@ -5,7 +5,7 @@ checkpoint written in one mode restores in any other: the restore target carries
 of the mode that reads it. The data iterator's position is saved beside it with grain's own
 checkpoint handler, which is what makes a resumed run see exactly the remaining batches.
 
-Failures, and what happens (README "Failure and recovery"):
+Failures, and what happens (docs/failures.md):
 
 * A run killed at any moment, even mid-save, leaves only complete checkpoints that orbax
   considers finalized: locally it writes ``<step>.orbax-checkpoint-tmp`` and renames it when

@@ -109,7 +109,7 @@ def _all_finite(*trees: Any) -> jax.Array:
     A sum is non-finite exactly when a summand is (or the sum overflows float32, which only
     flags a step that is useless anyway). The flag ends in a single reduce on purpose: a
     chain of per-leaf scalar ``and``s is fused by XLA:CPU into every element-wise parameter
-    update and re-evaluated per element (README, Performance).
+    update and re-evaluated per element (docs/performance.md).
     """
     sums = [jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(trees)]
     return jnp.all(jnp.isfinite(jnp.stack(sums)))
