@@ -3,7 +3,7 @@
 #   fno (every one-device mode) and neuraloperator at s = 256, 1024, 8192, twice each,
 #   under the same allocator setting (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, fno's default).
 #
-#   PEER_PYTHON=$(../shared/peer/setup.sh)/bin/python [BASELINE_REV=<git rev>] benchmarks/cpu_suite.sh
+#   PEER_PYTHON=$(benchmarks/peer/setup.sh)/bin/python [BASELINE_REV=<git rev>] benchmarks/cpu_suite.sh
 #
 # Writes benchmarks/results/cpu_steps.jsonl (one JSON record per line; OUT_JSONL=<file>
 # elsewhere). The peer is skipped when PEER_PYTHON is unset. RESOLUTIONS="1024" limits the
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results
-peer_script=${PEER_SCRIPT:-../shared/peer/peer_neuralop.py}
+peer_script=${PEER_SCRIPT:-benchmarks/peer/peer_neuralop.py}
 export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 results=${OUT_JSONL:-$out/cpu_steps.jsonl}
 : > "$results"

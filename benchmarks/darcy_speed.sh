@@ -3,7 +3,7 @@
 # neuraloperator's 2D FNO, set up as the paper's Darcy model (width 32, 12 x 12 modes, 4 layers,
 # batch 20, summed relative L2 loss), at s = 85, 141 and 421, back to back, twice.
 #
-#   PEER_PYTHON=$(../shared/peer/setup.sh)/bin/python benchmarks/darcy_speed.sh
+#   PEER_PYTHON=$(benchmarks/peer/setup.sh)/bin/python benchmarks/darcy_speed.sh
 #
 # Writes benchmarks/results/darcy_steps.jsonl (OUT_JSONL=<file> elsewhere) and prints the
 # summary (benchmarks/summarize.py). RESOLUTIONS="85" limits the rounds. The peer is skipped

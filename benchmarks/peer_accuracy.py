@@ -1,13 +1,13 @@
 """Train the reference library's FNO on fno's own Burgers or Darcy data with the released recipe.
 
-Runs in the peer environment (``V=$(../shared/peer/setup.sh)``: CPU PyTorch and
+Runs in the peer environment (``V=$(benchmarks/peer/setup.sh)``: CPU PyTorch and
 neuraloperator), not fno's, and imports only numpy, torch and neuralop:
 
     $V/bin/python benchmarks/peer_accuracy.py \
         --data_dir=~/.cache/fno/burgers_n2048_s8192_nu0.1_t1_seed0 --resolution=256 --seed=0
 
 The model is neuraloperator's ``FNO`` set up as the paper's FNO1d (the options of
-../shared/peer/peer_neuralop.py's "paper" preset: 16 kept modes, width 64, 4 layers,
+benchmarks/peer/peer_neuralop.py's "paper" preset: 16 kept modes, width 64, 4 layers,
 projection 64 -> 128 -> 1, the grid linspace(0, 1, s) as the second input channel). The
 recipe is the released ``fourier_1d.py``'s: the first ``num_train`` samples for training and
 the last ``num_test`` for test (fno's split), every ``sub``-th point, batch 20 reshuffled every

@@ -7,7 +7,7 @@ neuralop (the peer environment has no fno).
 import torch
 from neuralop.models import FNO
 
-# The paper's FNO layer without neuraloperator's extras (../shared/peer/peer_neuralop.py's
+# The paper's FNO layer without neuraloperator's extras (benchmarks/peer/peer_neuralop.py's
 # "paper" preset): a 1x1 lifting, a linear skip, no channel MLP, norm or padding.
 _PAPER = dict(n_layers=4, out_channels=1, positional_embedding=None, lifting_channel_ratio=0,
               use_channel_mlp=False, fno_skip="linear", norm=None, factorization=None,

@@ -1,6 +1,6 @@
 """Time neuraloperator's 2D FNO training step, set up as the paper's Darcy FNO-2D.
 
-Runs in the peer environment (``V=$(../shared/peer/setup.sh)``) and imports only numpy,
+Runs in the peer environment (``V=$(benchmarks/peer/setup.sh)``) and imports only numpy,
 torch and neuralop:
 
     $V/bin/python benchmarks/peer_step2d.py --resolution=85 --batch=20 --threads=2

@@ -2,7 +2,7 @@
 
     python benchmarks/side_by_side.py --resolution=256 --seeds=0,1,2 --workdir=/tmp/sbs \
         [--config=burgers_paper|burgers_v1000] [--epochs=500] \
-        [--peer_python=$(../shared/peer/setup.sh)/bin/python]
+        [--peer_python=$(benchmarks/peer/setup.sh)/bin/python]
 
 For each seed: ``main.py --config=configs/<config>.py:S --config.seed=K`` (fno's released
 recipe, the summed loss included; ``burgers_paper`` is the paper's stated problem,
