@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The remaining CPU studies of the README's Performance section, on an idle machine:
+# The remaining CPU studies of docs/performance.md, on an idle machine:
 # modes against basic (round-robin), loop vs scan, full loop vs bare step, a 2,000-step RSS
 # leak check, and 2 processes x 2 devices against 1 process x 4 devices (mesh mode; batch 20
 # must divide over the devices).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU performance numbers in the README, back to back on one machine:
+# The CPU performance numbers in docs/performance.md, back to back on one machine:
 #   fno (every one-device mode) and neuraloperator at s = 256, 1024, 8192, twice each,
 #   under the same allocator setting (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, fno's default).
 #

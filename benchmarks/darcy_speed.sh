@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The 2D step-time table in the README: fno's FNO-2D (basic and scan) against
+# The 2D step-time table in docs/performance.md: fno's FNO-2D (basic and scan) against
 # neuraloperator's 2D FNO, set up as the paper's Darcy model (width 32, 12 x 12 modes, 4 layers,
 # batch 20, summed relative L2 loss), at s = 85, 141 and 421, back to back, twice.
 #

@@ -1,6 +1,6 @@
 """Throughput of Burgers data generation, and the projected time of the default dataset.
 
-    python -m benchmarks.generation_speed [--num_samples=256 --resolution=8192 --nu=0.1] [--full]
+    python benchmarks/generation_speed.py [--num_samples=256 --resolution=8192 --nu=0.1] [--full]
 
 Times the stages (random fields, solver) and the end-to-end writer on ``num_samples`` samples
 after a warm-up run that compiles the solver, then projects the time of the default

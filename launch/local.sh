@@ -82,11 +82,14 @@ xla_flags="${XLA_FLAGS:+$XLA_FLAGS }--xla_force_host_platform_device_count=$devi
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu XLA_FLAGS="$xla_flags"
 export FNO_COORDINATOR_ADDRESS="127.0.0.1:$port" FNO_NUM_PROCESSES="$num_processes"
+# JAX's coordinator would listen on every interface; a local job needs only loopback.
+export JAX_COORDINATOR_BIND_ADDRESS="${JAX_COORDINATOR_BIND_ADDRESS:-127.0.0.1:$port}"
 
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   for ((i = 0; i < num_processes; i++)); do
     cmd=(env "JAX_PLATFORMS=cpu" "XLA_FLAGS=$xla_flags" "PYTHONPATH=$PYTHONPATH"
       "FNO_COORDINATOR_ADDRESS=$FNO_COORDINATOR_ADDRESS"
+      "JAX_COORDINATOR_BIND_ADDRESS=$JAX_COORDINATOR_BIND_ADDRESS"
       "FNO_NUM_PROCESSES=$num_processes" "FNO_PROCESS_ID=$i" "$python" "$main" "$@")
     printf '%q' "${cmd[0]}"
     printf ' %q' "${cmd[@]:1}"

@@ -77,6 +77,7 @@ def test_local_dry_run_prints_one_command_per_process(tmp_path):
         words = shlex.split(line)
         assert words[0] == "env"
         assert "FNO_COORDINATOR_ADDRESS=127.0.0.1:4567" in words
+        assert "JAX_COORDINATOR_BIND_ADDRESS=127.0.0.1:4567" in words  # loopback only
         assert "FNO_NUM_PROCESSES=3" in words and f"FNO_PROCESS_ID={i}" in words
         assert "JAX_PLATFORMS=cpu" in words
         assert "XLA_FLAGS=--xla_force_host_platform_device_count=5" in words
