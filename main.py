@@ -1,6 +1,6 @@
 """Train a Fourier Neural Operator on the problem a config names (Burgers, Darcy, ...).
 
-    python main.py --workdir=/tmp/fno                       # configs/default.py
+    python main.py --config=configs/default.py --workdir=/tmp/fno
     python main.py --config=configs/darcy_quick.py --workdir=/tmp/fno_darcy
     python main.py --config=configs/quickstart.py --workdir=/tmp/fno --config.mode=scan
 

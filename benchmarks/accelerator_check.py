@@ -1,4 +1,4 @@
-"""One-shot accelerator check: every number docs/performance.md wants from a GPU or TPU, in one JSON.
+"""One-shot accelerator check: the numbers docs/performance.md wants from a GPU or TPU, as JSON.
 
     benchmarks/accelerator_check.sh   # -> benchmarks/results/accelerator_<device>.json
     python benchmarks/accelerator_check.py --output=/tmp/check.json [--quick]

@@ -13,10 +13,11 @@ import jax
 import ml_collections
 
 from fno import registry
+from fno.data.sources import supported_resolutions
 from fno.errors import FnoError
 from fno.models.fno2d import resolve_spectral_impl_2d
-from fno.models.layers import ACTIVATIONS, COMPUTE_DTYPES, SPECTRAL_IMPLS
-from fno.parallel.sharding import GRID_AXES, axis_rules
+from fno.models.layers import check_settings
+from fno.parallel.sharding import GRID_AXES, axis_rules, check_mesh_shape
 from fno.parallel.strategies import DATA_AXIS, MODES, Strategy
 
 MESH_MODES = ("mesh", "mesh_scan")
@@ -24,10 +25,11 @@ LOSS_REDUCTIONS = ("mean", "sum")
 
 _POSITIVE_INTS = (
     "batch_size", "steps_per_call", "keep_checkpoints", "data.num_train", "data.num_test",
-    "data.resolution", "model.width", "model.modes", "model.num_layers",
-    "model.projection_width", "model.in_channels", "model.out_channels",
-    "data.generate.num_samples", "data.generate.resolution",
+    "data.resolution",
 )
+# The settings of config.model that the model checks itself (fno.models.layers.check_settings).
+_MODEL_SETTINGS = ("width", "modes", "num_layers", "projection_width", "in_channels",
+                   "out_channels", "activation", "spectral_impl", "dtype")
 # None: chosen from the data (fno.data.datasets.split_sizes, fno.data.datasets.resolve_channels).
 _CHOSEN_FROM_DATA = ("data.num_train", "data.num_test", "model.in_channels",
                      "model.out_channels")
@@ -77,15 +79,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.get("loss_reduction", "mean") not in LOSS_REDUCTIONS:
         raise FnoError(f"config.loss_reduction: unknown {config.loss_reduction!r}; choose "
                        f"one of {', '.join(LOSS_REDUCTIONS)}")
-    if config.model.activation not in ACTIVATIONS:
-        raise FnoError(f"config.model.activation: unknown {config.model.activation!r}; "
-                       f"choose one of {', '.join(sorted(ACTIVATIONS))}")
-    if config.model.spectral_impl not in SPECTRAL_IMPLS:
-        raise FnoError(f"config.model.spectral_impl: unknown {config.model.spectral_impl!r}; "
-                       f"choose one of {', '.join(SPECTRAL_IMPLS)}")
-    if config.model.dtype not in COMPUTE_DTYPES:
-        raise FnoError(f"config.model.dtype: unknown {config.model.dtype!r}; "
-                       f"choose one of {', '.join(COMPUTE_DTYPES)}")
+    try:
+        check_settings(**{name: config.model.get(name) for name in _MODEL_SETTINGS
+                          if not (config.model.get(name) is None
+                                  and f"model.{name}" in _CHOSEN_FROM_DATA)})
+    except ValueError as e:
+        raise FnoError(f"config.{e}") from None
     _validate_mesh(config)
     for resolution in _resolutions(config):
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
@@ -94,6 +93,31 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if 2 * config.model.modes > resolution:
             raise FnoError(f"config.model.modes={config.model.modes} is more than half of "
                            f"resolution {resolution} (need modes <= s/2)")
+    _validate_generate(config)
+
+
+def _validate_generate(config: ml_collections.ConfigDict) -> None:
+    """``data.generate`` for the chosen problem (fno.registry.generate_settings: no setting of
+    another problem), and, for a dataset generated into the cache, training and evaluation
+    resolutions that are subgrids of the one generated."""
+    problem = registry.problem(config)
+    if problem.generate is None:
+        return  # data.dir: the data describe themselves
+    settings = registry.generate_settings(config)
+    for key in ("num_samples", "resolution"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise FnoError(f"config.data.generate.{key} must be a positive integer, got "
+                           f"{value!r}")
+    if config.data.dir:
+        return
+    stored = settings["resolution"]
+    valid = supported_resolutions(stored, problem.grid)
+    for resolution in _resolutions(config):
+        if isinstance(resolution, int) and resolution not in valid:
+            raise FnoError(f"config.data resolution {resolution} is not a subgrid of the "
+                           f"{problem.grid} grid of config.data.generate.resolution={stored} "
+                           f"(valid: {', '.join(map(str, valid[:12]))})")
 
 
 def _validate_mesh(config: ml_collections.ConfigDict) -> None:
@@ -112,8 +136,7 @@ def _validate_mesh(config: ml_collections.ConfigDict) -> None:
                            f"sharding and config.mesh_shape/mesh_axes need mode mesh or "
                            f"mesh_scan")
         return
-    if len(shape) != len(axes):
-        raise FnoError(f"config.mesh_shape {shape} and config.mesh_axes {axes} differ in length")
+    check_mesh_shape(shape, axes)
     if len(set(axes)) != len(axes) or DATA_AXIS not in axes:
         raise FnoError(f"config.mesh_axes {axes} must be distinct names including "
                        f"{DATA_AXIS!r}")
@@ -190,16 +213,3 @@ def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
         return config.num_train_steps
     return config.num_epochs * steps_per_epoch
 
-
-def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
-    """``{'model.width': 64, ...}``: hyper-parameters for the metric writers."""
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, ml_collections.ConfigDict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = ",".join(str(v) for v in value)
-        else:
-            flat[name] = value
-    return flat

@@ -1,5 +1,6 @@
 """benchmarks/accelerator_check.py runs end to end (here on the CPU, in its --quick shapes)
-and writes one JSON with every section, through fno.benchmark's real step runner."""
+and writes one JSON with every section, through benchmarks/step_timing.py's step runner (the
+training loop's own set-up)."""
 
 import json
 import math
@@ -7,9 +8,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_accelerator_check_writes_every_section(tmp_path):
     out = tmp_path / "check.json"
     # One device, as on a one-GPU machine (the suite's conftest forces eight).

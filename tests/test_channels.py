@@ -105,7 +105,7 @@ def test_generated_directory_with_channels(tmp_path):
         dataset_dir.write_meta(tmp, {"pde": "darcy", "num_samples": 4, "resolution": 9,
                                      "files": {"input": "a.npy", "output": "u.npy"}},
                                files=("a.npy", "u.npy"))
-    source = open_dataset(out, 5, grid_rank=2)
+    source = open_dataset(out, 5, grid_rank=2, grid="vertex")  # the grid of darcy's registration
     assert (source.in_channels, source.out_channels, source.grid) == (2, 1, "vertex")
     x, y = source.get_batch(np.array([3]))
     np.testing.assert_array_equal(x, a[[3], ::2, ::2].astype(np.float32))

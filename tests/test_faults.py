@@ -351,6 +351,19 @@ def test_dataset_changed_after_generation_is_refused(dataset, tmp_path):
     assert not (tmp_path / "w" / "checkpoints").exists()  # refused before training
 
 
+def test_a_mat_file_that_is_not_matlab_is_one_line(tmp_path):
+    """A short text file named .mat (scipy's MatReadError, not a ValueError): one line,
+    exit status 1, nothing written."""
+    data = tmp_path / "notes.mat"
+    data.write_text("a,u\n1,2\n")
+    result = subprocess.run(main_command(tmp_path / "w", str(data)), cwd=ROOT, env=main_env(),
+                            capture_output=True, text=True, timeout=240)
+    line = one_error_line(result)
+    assert str(data) in line and "not a readable MATLAB file" in line
+    assert data.read_text() == "a,u\n1,2\n"
+    assert not (tmp_path / "w" / "checkpoints").exists()
+
+
 def test_own_data_needs_no_extra_flags_and_a_changed_dataset_is_refused_on_resume(
         tmp_path):
     """A directory that exists is described by its own meta.json: generated with other

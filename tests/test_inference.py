@@ -48,8 +48,9 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
-def test_split(dataset: str, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    source = sources.open_dataset(dataset, resolution)
+def test_split(dataset: str, resolution: int,
+               grid: str = "periodic") -> tuple[np.ndarray, np.ndarray]:
+    source = sources.open_dataset(dataset, resolution, grid=grid)
     n = source.num_samples
     return source.get_batch(np.arange(n - NUM_TEST, n))
 
@@ -192,7 +193,7 @@ def test_fno2d_with_normaliser_loads_predicts_and_exports(darcy_dataset, tmp_pat
     archive = tmp_path / "darcy.fnox"
     ok(command("export", f"--workdir={workdir}", f"--output={archive}", "--platforms=cpu"))
     for resolution, key in ((17, "test_rel_l2"), (33, "test_rel_l2_s33")):
-        x, y = test_split(darcy_dataset, resolution)
+        x, y = test_split(darcy_dataset, resolution, grid="vertex")
         pred = model(x)
         assert rel_l2(pred, y) == pytest.approx(results[key], rel=1e-5)
         exported = run_exported(archive, f"s{resolution}.jaxexport", x, tmp_path)

@@ -1,5 +1,6 @@
 """Data sources: every supported layout loads the same samples; bad data fails clearly."""
 
+import functools
 import json
 import pickle
 import re
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fno.data import burgers, darcy, sources
+from fno import registry
+from fno.data import burgers, darcy, dataset_dir, sources
 from fno.data.sources import DataError, open_dataset
 
 N, S = 12, 64
@@ -167,7 +169,7 @@ def rewrite(directory, name, array):
     """Replace one array and update its checksum, so only the other checks can object."""
     np.save(directory / name, array)
     meta = json.loads((directory / "meta.json").read_text())
-    meta["sha256"][name] = burgers.file_sha256(directory / name)
+    meta["sha256"][name] = dataset_dir.file_sha256(directory / name)
     (directory / "meta.json").write_text(json.dumps(meta))
 
 
@@ -262,6 +264,10 @@ def bad_file(tmp_path, arrays, problem):
         f = tmp_path / "bad.mat"
         f.write_bytes(b"definitely not a MATLAB file" * 10)
         return f, "not a readable MATLAB file", {}
+    if problem == "text_mat":  # shorter than a MATLAB header: scipy's own MatReadError
+        f = tmp_path / "bad.mat"
+        f.write_text("a,u\n1,2\n")
+        return f, "not a readable MATLAB file", {}
     if problem == "garbage_npz":
         f.write_bytes(b"not a zip")
         return f, "not a readable .npz", {}
@@ -275,7 +281,7 @@ def bad_file(tmp_path, arrays, problem):
 @pytest.mark.parametrize("problem", [
     "missing_file", "missing_key", "rank", "samples", "points", "nan", "inf", "complex",
     "not_divisor", "zero_resolution", "negative_resolution", "mat_v5_key", "mat_v73_key",
-    "mat_v73_samples", "h5_nan", "garbage_mat", "garbage_npz", "suffix"])
+    "mat_v73_samples", "h5_nan", "garbage_mat", "text_mat", "garbage_npz", "suffix"])
 def test_bad_files(tmp_path, arrays, problem):
     culprit, message, kw = bad_file(tmp_path, arrays, problem)
     with pytest.raises(DataError, match=re.escape(message)) as info:
@@ -288,8 +294,8 @@ def test_bad_files(tmp_path, arrays, problem):
 def test_checksums_are_verified_once_per_file_version(tmp_path, generated, monkeypatch):
     d = copy_generated(generated, tmp_path / "copy")
     calls = []
-    real = burgers.file_sha256
-    monkeypatch.setattr(burgers, "file_sha256", lambda p: calls.append(p) or real(p))
+    real = dataset_dir.file_sha256
+    monkeypatch.setattr(dataset_dir, "file_sha256", lambda p: calls.append(p) or real(p))
     open_dataset(d, S)
     open_dataset(d, S // 2)
     assert len(calls) == 2  # u0 and u1, once
@@ -303,12 +309,14 @@ def test_checksums_are_verified_once_per_file_version(tmp_path, generated, monke
 
 def test_darcy_directory_opens_on_vertex_subgrids(tmp_path):
     """A generated Darcy directory ([N, S, S], names from meta.json's "files") is served on
-    the vertex subgrids of its 2D grid, both boundaries kept, as darcy.subsample does."""
+    the vertex subgrids of its 2D grid (the grid kind of its registration), both boundaries
+    kept, as darcy.subsample does."""
     path = darcy.generate_dataset(tmp_path / "darcy", num_samples=4, resolution=43)
     a = np.load(path / "a.npy")
     u = np.load(path / "u.npy")
+    open_at = functools.partial(open_dataset, path, grid=registry.PROBLEMS["darcy"].grid)
     for resolution, step in ((43, 1), (22, 2), (15, 3)):
-        source = open_dataset(path, resolution)
+        source = open_at(resolution)
         assert source.resolution == resolution and len(source) == 4
         x, y = source.get_batch(np.array([3, 0]))
         np.testing.assert_array_equal(x, a[[3, 0], ::step, ::step])
@@ -316,12 +324,29 @@ def test_darcy_directory_opens_on_vertex_subgrids(tmp_path):
         np.testing.assert_array_equal(source.subset(1, 3)[0]["y"], u[1, ::step, ::step])
         assert source[0]["x"].shape == (resolution, resolution)
     with pytest.raises(DataError, match=r"darcy: resolution 20 is not a subgrid of 43"):
-        open_dataset(path, 20)
+        open_at(20)
     data = bytearray((path / "u.npy").read_bytes())
     data[len(data) // 2] ^= 0xFF  # an interior value (the boundary ones are exactly 0)
     (path / "u.npy").write_bytes(bytes(data))
     with pytest.raises(DataError, match="sha256 does not match"):
-        open_dataset(path, 43)
+        open_at(43)
+
+
+def test_directories_without_files_in_meta_read_with_the_registered_names(tmp_path,
+                                                                         generated):
+    """Burgers caches written before meta.json named its arrays ("files") still read, with
+    the names of Burgers' registration; without such names it is one line, not a guess."""
+    d = copy_generated(generated, tmp_path / "old")
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["files"] == {"input": "u0.npy", "output": "u1.npy"}
+    del meta["files"]
+    (d / "meta.json").write_text(json.dumps(meta))
+    source = open_dataset(d, S, files=registry.PROBLEMS["burgers"].files)
+    assert source.arrays == ("u0.npy", "u1.npy")
+    np.testing.assert_array_equal(source[2]["y"], np.load(d / "u1.npy")[2])
+    with pytest.raises(DataError, match="has no 'files' naming the input and output") as info:
+        open_dataset(d, S)
+    assert str(info.value).startswith(str(d / "meta.json")) and "\n" not in str(info.value)
 
 
 def test_two_dimensional_files_in_every_layout(tmp_path):

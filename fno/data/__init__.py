@@ -5,8 +5,12 @@
 * :mod:`fno.data.grf2d` — the Neumann (cosine-series) Gaussian field of 2D Darcy flow.
 * :mod:`fno.data.darcy` — the Darcy finite-difference solver (direct and preconditioned CG),
   ``generate_dataset`` and its CLI.
-* :mod:`fno.data.dataset_dir` — the atomic directory writer both generators use.
+* :mod:`fno.data.dataset_dir` — the atomic directory writer every generator uses
+  (``write_dataset``: arrays, and meta.json naming them).
+* :mod:`fno.data.generator_cli` — the command line every generator shares (its own flags aside).
 * :mod:`fno.data.sources` — ``open_dataset`` / ``ArraySource`` over generated, .mat, .npz and
-  HDF5 data, raising ``DataError`` on bad data.
+  HDF5 data, raising ``DataError`` on bad data; the grid kind and array names are the caller's.
+* :mod:`fno.data.datasets` — from ``config.data`` (and fno.registry) to train and test splits:
+  find, generate (committed to the cache only once it reads back), download, split.
 * :mod:`benchmarks.generation_speed` — generation throughput.
 """

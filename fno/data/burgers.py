@@ -30,8 +30,10 @@ name, because it is written elsewhere and renamed into place (:mod:`fno.data.dat
 shared with the Darcy generator).
 
     python -m fno.data.burgers --output_dir=DIR [--num_samples=2048 --resolution=8192
-        --seed=0 --nu=0.1 --t_final=1 --sigma=25 --tau=5 --gamma=2 --grid=0 --steps=0
+        --seed=0 --nu=0.1 --t_final=1 --sigma=25 --tau=5 --gamma=2 --grid=G --steps=T
         --chunk_size=256 --overwrite]
+
+(``--grid`` and ``--steps`` unset: the automatic rule; fno.data.generator_cli.)
 """
 
 from __future__ import annotations
@@ -41,17 +43,15 @@ import functools
 import math
 import os
 import pathlib
-import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import fno
-from fno.data import dataset_dir, grf
-from fno.data.dataset_dir import file_sha256 as file_sha256  # re-exported for readers
+from fno.data import dataset_dir, generator_cli, grf
 
 DEFAULT_NUM_SAMPLES = 2048
 DEFAULT_RESOLUTION = 8192
@@ -230,17 +230,6 @@ def solve_burgers(u0: np.ndarray, *, nu: float = DEFAULT_NU, t_final: float = DE
 # --------------------------------------------------------------------------------------------
 
 
-def _write_arrays(tmp: pathlib.Path, *, num_samples: int, resolution: int, seed: int,
-                  nu: float, t_final: float, chunk_size: int, settings: SolverSettings,
-                  sampler: dict[str, float]) -> None:
-    def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        u0 = grf.sample_grf(seed, range(start, stop), resolution, **sampler)
-        return u0, solve_burgers(u0, nu=nu, t_final=t_final, grid=settings.grid,
-                                 steps=settings.steps)
-
-    dataset_dir.write_pairs(tmp, FILES, (num_samples, resolution), solve, chunk_size)
-
-
 def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAULT_NUM_SAMPLES,
                      resolution: int = DEFAULT_RESOLUTION, seed: int = DEFAULT_SEED,
                      nu: float = DEFAULT_NU, t_final: float = DEFAULT_T_FINAL,
@@ -265,72 +254,53 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
                          f"got {num_samples}, {chunk_size}, {seed}")
     grf.num_modes(resolution)  # validates the resolution
     settings = solver_settings(nu, t_final, **solver_kw)
-    out = dataset_dir.resolve_target(output_dir, overwrite)
     sampler = {"sigma": float(sigma), "tau": float(tau), "gamma": float(gamma)}
     logging.info("generating %d Burgers samples at s=%d (nu=%g, t=%g, grid=%d, steps=%d) -> %s",
-                 num_samples, resolution, nu, t_final, settings.grid, settings.steps, out)
-    with dataset_dir.staging(out, overwrite=overwrite) as tmp:
-        _write_arrays(tmp, num_samples=num_samples, resolution=resolution, seed=seed, nu=nu,
-                      t_final=t_final, chunk_size=chunk_size, settings=settings, sampler=sampler)
-        meta = {
-            "pde": "burgers",
-            "equation": "u_t + (u^2/2)_x = nu u_xx, x in [0, 1) periodic; u1 = u(., t_final)",
-            "nu": float(nu),
-            "t_final": float(t_final),
-            "resolution": int(resolution),
-            "num_samples": int(num_samples),
-            "seed": int(seed),
-            **sampler,
-            "initial_condition": "sum_{k=1}^{S/2-1} lambda_k (xi_k cos 2 pi k x + eta_k sin "
-                                 "2 pi k x), lambda_k = sqrt(2) sigma / ((2 pi k)^2 + tau^2)^"
-                                 "(gamma/2); sample i from numpy default_rng([seed, i])",
-            "solver": {"method": "etdrk4", "dealias": "2/3", "precision": "float64",
-                       "grid": settings.grid, "steps": settings.steps,
-                       "time_grading": settings.grading},
-            "dtype": "float32",
-            "fno_version": fno.__version__,
-        }
-        dataset_dir.write_meta(tmp, meta, FILES)
-    logging.info("wrote %s", out)
-    return out
+                 num_samples, resolution, nu, t_final, settings.grid, settings.steps, output_dir)
+
+    def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        u0 = grf.sample_grf(seed, range(start, stop), resolution, **sampler)
+        return u0, solve_burgers(u0, nu=nu, t_final=t_final, grid=settings.grid,
+                                 steps=settings.steps)
+
+    meta = {
+        "pde": "burgers",
+        "equation": "u_t + (u^2/2)_x = nu u_xx, x in [0, 1) periodic; u1 = u(., t_final)",
+        "nu": float(nu),
+        "t_final": float(t_final),
+        "resolution": int(resolution),
+        "num_samples": int(num_samples),
+        "seed": int(seed),
+        **sampler,
+        "initial_condition": "sum_{k=1}^{S/2-1} lambda_k (xi_k cos 2 pi k x + eta_k sin "
+                             "2 pi k x), lambda_k = sqrt(2) sigma / ((2 pi k)^2 + tau^2)^"
+                             "(gamma/2); sample i from numpy default_rng([seed, i])",
+        "solver": {"method": "etdrk4", "dealias": "2/3", "precision": "float64",
+                   "grid": settings.grid, "steps": settings.steps,
+                   "time_grading": settings.grading},
+        "dtype": "float32",
+        "fno_version": fno.__version__,
+    }
+    return dataset_dir.write_dataset(output_dir, files=FILES, shape=(num_samples, resolution),
+                                     solve=solve, meta=meta, chunk_size=chunk_size,
+                                     overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Command line (fno.data.generator_cli adds --output_dir, --num_samples, --resolution, --seed,
+# --chunk_size and --overwrite)
 # --------------------------------------------------------------------------------------------
 
 
 def _define_flags() -> None:
-    """Flags are defined only when run as a program, so importing this module adds none."""
-    flags.DEFINE_string("output_dir", None, "Dataset directory to create.", required=True)
-    flags.DEFINE_integer("num_samples", DEFAULT_NUM_SAMPLES, "Number of samples N.")
-    flags.DEFINE_integer("resolution", DEFAULT_RESOLUTION, "Grid points S of the stored data.")
-    flags.DEFINE_integer("seed", DEFAULT_SEED, "Sample i is drawn from default_rng([seed, i]).")
     flags.DEFINE_float("nu", DEFAULT_NU, "Viscosity.")
     flags.DEFINE_float("t_final", DEFAULT_T_FINAL, "Time of the stored solution u1.")
     flags.DEFINE_float("sigma", grf.DEFAULT_SIGMA, "Initial-condition scale sigma.")
     flags.DEFINE_float("tau", grf.DEFAULT_TAU, "Initial-condition inverse length tau.")
     flags.DEFINE_float("gamma", grf.DEFAULT_GAMMA, "Initial-condition smoothness gamma.")
-    flags.DEFINE_integer("grid", 0, "Solver grid points (0: automatic rule).")
-    flags.DEFINE_integer("steps", 0, "ETDRK4 time steps (0: automatic rule).")
-    flags.DEFINE_integer("chunk_size", DEFAULT_CHUNK_SIZE, "Samples per progress report.")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing dataset directory.")
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    solver_kw = {key: getattr(f, key) for key in ("grid", "steps") if getattr(f, key)}
-    try:
-        generate_dataset(f.output_dir, num_samples=f.num_samples, resolution=f.resolution,
-                         seed=f.seed, nu=f.nu, t_final=f.t_final, chunk_size=f.chunk_size,
-                         overwrite=f.overwrite, sigma=f.sigma, tau=f.tau, gamma=f.gamma,
-                         **solver_kw)
-    except (ValueError, FileExistsError) as e:
-        sys.exit(f"fno.data.burgers: {e}")
+    flags.DEFINE_integer("grid", None, "Solver grid points (default: the automatic rule).")
+    flags.DEFINE_integer("steps", None, "ETDRK4 time steps (default: the automatic rule).")
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    generator_cli.run(generate_dataset, _define_flags)

@@ -61,17 +61,16 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
-from typing import Any
 
 import numpy as np
 import scipy.fft
 import scipy.sparse
 import scipy.sparse.linalg
-from absl import app, flags, logging
+from absl import flags, logging
 
 import fno
-from fno.data import dataset_dir, grf2d
+from fno.data import dataset_dir, generator_cli, grf2d
+from fno.data.sources import vertex_step
 
 DEFAULT_NUM_SAMPLES = 1124
 DEFAULT_RESOLUTION = 421
@@ -97,12 +96,8 @@ def coefficient(mu: np.ndarray, a_pos: float = A_POS, a_neg: float = A_NEG) -> n
     return np.where(np.asarray(mu) >= 0, float(a_pos), float(a_neg))
 
 
-def subsample_step(file_resolution: int, resolution: int) -> int:
-    """r such that every r-th vertex of an S_file grid (both ends kept) gives ``resolution``."""
-    if resolution < 2 or file_resolution < 2 or (file_resolution - 1) % (resolution - 1):
-        raise ValueError(f"resolution {resolution} is not a subgrid of {file_resolution} "
-                         f"(need (S_file - 1) divisible by (S - 1))")
-    return (file_resolution - 1) // (resolution - 1)
+# r such that every r-th vertex of an S_file grid (both ends kept) gives ``resolution``.
+subsample_step = vertex_step
 
 
 def subsample(x: np.ndarray, resolution: int) -> np.ndarray:
@@ -344,17 +339,6 @@ def solve_darcy(a: np.ndarray, f: np.ndarray | float = FORCING, *, method: str =
 # --------------------------------------------------------------------------------------------
 
 
-def _write_arrays(tmp: pathlib.Path, *, num_samples: int, resolution: int, seed: int,
-                  chunk_size: int, law: dict[str, Any], phases: tuple[float, float],
-                  average: str, rtol: float) -> None:
-    def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        a = coefficient(grf2d.sample_field(seed, range(start, stop), resolution, **law), *phases)
-        return a, solve_darcy(a, FORCING, average=average, rtol=rtol)
-
-    dataset_dir.write_pairs(tmp, ("a.npy", "u.npy"), (num_samples, resolution, resolution),
-                            solve, chunk_size)
-
-
 def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAULT_NUM_SAMPLES,
                      resolution: int = DEFAULT_RESOLUTION, seed: int = DEFAULT_SEED,
                      chunk_size: int = DEFAULT_CHUNK_SIZE, overwrite: bool = False,
@@ -379,73 +363,52 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
     law = {"sigma": float(sigma), "tau": float(tau), "alpha": float(alpha),
            "mean_mode": bool(mean_mode)}
     phases = (float(a_pos), float(a_neg))
-    out = dataset_dir.resolve_target(output_dir, overwrite)
     logging.info("generating %d Darcy samples at s=%d (psi=%g/%g, %s face average) -> %s",
-                 num_samples, resolution, *phases, average, out)
-    with dataset_dir.staging(out, overwrite=overwrite) as tmp:
-        _write_arrays(tmp, num_samples=num_samples, resolution=resolution, seed=seed,
-                      chunk_size=chunk_size, law=law, phases=phases, average=average,
-                      rtol=rtol)
-        meta = {
-            "pde": "darcy",
-            "equation": "-div(a grad u) = f on (0,1)^2, u = 0 on the boundary",
-            "forcing": FORCING,
-            "resolution": int(resolution),
-            "num_samples": int(num_samples),
-            "seed": int(seed),
-            **law,
-            "a_pos": phases[0],
-            "a_neg": phases[1],
-            "coefficient": "a = a_pos where mu >= 0, a_neg where mu < 0; mu = sum_k m_k xi_k "
-                           "cos(pi k1 x) cos(pi k2 y), k1, k2 < S, m_k = sigma n_k1 n_k2 "
-                           "(pi^2 |k|^2 + tau^2)^(-alpha/2) (n_0 = 1, n_k = sqrt 2; m_0 = 0 "
-                           "unless mean_mode); sample i from numpy default_rng([seed, i])",
-            "grid": "vertices x_i = i / (S - 1), boundaries included; array [n, i, j] is "
-                    "the value at (x_i, y_j); coarser grids: [:, ::r, ::r]",
-            "files": {"input": FILES[0], "output": FILES[1]},
-            "solver": {"method": "pcg", "preconditioner": "dirichlet laplacian (dst-i)",
-                       "discretisation": "5-point conservative finite differences",
-                       "face_average": average, "rtol": float(rtol), "precision": "float64"},
-            "dtype": "float32",
-            "fno_version": fno.__version__,
-        }
-        dataset_dir.write_meta(tmp, meta, FILES)
-    logging.info("wrote %s", out)
-    return out
+                 num_samples, resolution, *phases, average, output_dir)
+
+    def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        a = coefficient(grf2d.sample_field(seed, range(start, stop), resolution, **law), *phases)
+        return a, solve_darcy(a, FORCING, average=average, rtol=rtol)
+
+    meta = {
+        "pde": "darcy",
+        "equation": "-div(a grad u) = f on (0,1)^2, u = 0 on the boundary",
+        "forcing": FORCING,
+        "resolution": int(resolution),
+        "num_samples": int(num_samples),
+        "seed": int(seed),
+        **law,
+        "a_pos": phases[0],
+        "a_neg": phases[1],
+        "coefficient": "a = a_pos where mu >= 0, a_neg where mu < 0; mu = sum_k m_k xi_k "
+                       "cos(pi k1 x) cos(pi k2 y), k1, k2 < S, m_k = sigma n_k1 n_k2 "
+                       "(pi^2 |k|^2 + tau^2)^(-alpha/2) (n_0 = 1, n_k = sqrt 2; m_0 = 0 "
+                       "unless mean_mode); sample i from numpy default_rng([seed, i])",
+        "grid": "vertices x_i = i / (S - 1), boundaries included; array [n, i, j] is "
+                "the value at (x_i, y_j); coarser grids: [:, ::r, ::r]",
+        "solver": {"method": "pcg", "preconditioner": "dirichlet laplacian (dst-i)",
+                   "discretisation": "5-point conservative finite differences",
+                   "face_average": average, "rtol": float(rtol), "precision": "float64"},
+        "dtype": "float32",
+        "fno_version": fno.__version__,
+    }
+    return dataset_dir.write_dataset(output_dir, files=FILES,
+                                     shape=(num_samples, resolution, resolution), solve=solve,
+                                     meta=meta, chunk_size=chunk_size, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Command line (fno.data.generator_cli adds --output_dir, --num_samples, --resolution, --seed,
+# --chunk_size and --overwrite)
 # --------------------------------------------------------------------------------------------
 
 
 def _define_flags() -> None:
-    """Flags are defined only when run as a program, so importing this module adds none."""
-    flags.DEFINE_string("output_dir", None, "Dataset directory to create.", required=True)
-    flags.DEFINE_integer("num_samples", DEFAULT_NUM_SAMPLES, "Number of samples N.")
-    flags.DEFINE_integer("resolution", DEFAULT_RESOLUTION, "Grid points S per side (with "
-                         "boundaries).")
-    flags.DEFINE_integer("seed", DEFAULT_SEED, "Sample i is drawn from default_rng([seed, i]).")
     flags.DEFINE_enum("average", DEFAULT_AVERAGE, AVERAGES, "Face value of a.")
     flags.DEFINE_float("a_pos", A_POS, "a where mu >= 0.")
     flags.DEFINE_float("a_neg", A_NEG, "a where mu < 0 (the released demo.m used 4).")
     flags.DEFINE_float("rtol", DEFAULT_RTOL, "PCG tolerance (preconditioned residual).")
-    flags.DEFINE_integer("chunk_size", DEFAULT_CHUNK_SIZE, "Samples per progress report.")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing dataset directory.")
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    try:
-        generate_dataset(f.output_dir, num_samples=f.num_samples, resolution=f.resolution,
-                         seed=f.seed, chunk_size=f.chunk_size, overwrite=f.overwrite,
-                         a_pos=f.a_pos, a_neg=f.a_neg, average=f.average, rtol=f.rtol)
-    except (ValueError, FileExistsError) as e:
-        sys.exit(f"fno.data.darcy: {e}")
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    generator_cli.run(generate_dataset, _define_flags)

@@ -7,12 +7,17 @@ place; an old copy is first moved aside (``.NAME.old-*``) and deleted after the 
 reader never sees a half-written dataset under the final name, and a crash leaves at most a
 hidden temporary directory (an exception inside :func:`staging` removes it).
 
-Used by :mod:`fno.data.burgers` and :mod:`fno.data.darcy`:
+A generator writes its (input, output) pairs through :func:`write_dataset`, which also records
+in meta.json what the readers (:mod:`fno.data.sources`) take from it: the array names
+(``"files": {"input": ..., "output": ...}``) and their sha256 checksums:
 
-    out = dataset_dir.resolve_target(output_dir, overwrite)
-    with dataset_dir.staging(out, overwrite=overwrite) as tmp:
-        ...write tmp / "x.npy"...
-        dataset_dir.write_meta(tmp, meta, files=("x.npy",))
+    dataset_dir.write_dataset(output_dir, files=("a.npy", "u.npy"), shape=(n, s),
+                              solve=solve, meta={"num_samples": n, "resolution": s, ...},
+                              chunk_size=64, overwrite=False)
+
+``solve(start, stop)`` returns the inputs and outputs of samples ``[start, stop)``; ``meta``
+holds ``num_samples``, ``resolution`` and every setting the problem's ``meta_keys`` name
+(fno.registry). Lower-level pieces (:func:`staging`, :func:`write_meta`) serve other layouts.
 """
 
 from __future__ import annotations
@@ -111,6 +116,23 @@ def write_pairs(tmp: pathlib.Path, names: tuple[str, str], shape: tuple[int, ...
     for array in files:
         array.flush()
     del files
+
+
+def write_dataset(output_dir: str | os.PathLike, *, files: tuple[str, str],
+                  shape: tuple[int, ...],
+                  solve: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+                  meta: Mapping[str, Any], chunk_size: int,
+                  overwrite: bool = False) -> pathlib.Path:
+    """Write a complete dataset directory atomically: the float32 arrays ``files`` (input,
+    output; ``shape`` each, samples first) from ``solve`` (:func:`write_pairs`) and meta.json,
+    ``meta`` plus the array names under ``"files"`` and their checksums. An existing dataset
+    is refused unless ``overwrite`` (checked before any work). Returns the absolute path."""
+    out = resolve_target(output_dir, overwrite)
+    with staging(out, overwrite=overwrite) as tmp:
+        write_pairs(tmp, files, shape, solve, chunk_size)
+        write_meta(tmp, {**meta, "files": {"input": files[0], "output": files[1]}}, files)
+    logging.info("wrote %s", out)
+    return out
 
 
 @contextlib.contextmanager

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import fcntl
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -36,12 +35,29 @@ from absl import logging
 from etils import epath
 
 from fno import registry
-from fno.data import normalizer, sources
+from fno.data import dataset_dir, normalizer, sources
 from fno.errors import FnoError
 from fno.parallel import collective
-from fno.storage import paths
+from fno.storage import locking, paths
 
 _FILE_SUFFIXES = (".mat", ".npz", ".h5", ".hdf5")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How a dataset is read: its grid kind and rank, and the input and output arrays of a
+    generated directory whose meta.json does not name them. A run takes it from its problem's
+    registration (:func:`registered_layout`), a trained model from its checkpoint
+    (fno.inference.trained), so inference needs no registered problem."""
+
+    grid: str  # periodic | vertex | auto (fno.data.sources.subsample_step)
+    grid_rank: int
+    files: tuple[str, str] | None = None
+
+
+def registered_layout(config: ml_collections.ConfigDict) -> Layout:
+    problem = registry.problem(config)
+    return Layout(grid=problem.grid, grid_rank=registry.grid_rank(config), files=problem.files)
 
 
 @dataclasses.dataclass
@@ -70,6 +86,7 @@ class Splits:
         """What a trained model's card says about its training data (JSON-ready)."""
         train = self.train
         return {"path": train.path, "fingerprint": self.fingerprint, "grid": self.grid,
+                "grid_rank": train.grid_rank, "arrays": list(train.arrays),
                 "stored_resolution": train.stored_resolution,
                 "resolution": train.resolution, "num_train": len(train),
                 "num_test": len(next(iter(self.test.values()))),
@@ -84,7 +101,8 @@ def cache_root() -> str:
 def default_data_dir(config: ml_collections.ConfigDict) -> str:
     """Where the dataset of ``config.data`` lives when ``data.dir`` is empty: a name made of
     its problem's ``data.generate`` settings."""
-    return os.path.join(cache_root(), registry.problem(config).cache_name(config.data.generate))
+    settings = ml_collections.ConfigDict(registry.generate_settings(config))
+    return os.path.join(cache_root(), registry.problem(config).cache_name(settings))
 
 
 def _generated_meta(config: ml_collections.ConfigDict) -> dict | None:
@@ -92,50 +110,76 @@ def _generated_meta(config: ml_collections.ConfigDict) -> dict | None:
     problem = registry.problem(config)
     if problem.generate is None:
         return None
-    return {key: config.data.generate[key] for key in problem.meta_keys}
+    settings = registry.generate_settings(config)
+    return {key: settings[key] for key in problem.meta_keys}
 
 
 @contextlib.contextmanager
 def _host_lock(path: str) -> Iterator[None]:
     """An exclusive flock on ``path`` (blocking): the processes of one host take turns.
-    Filesystems without flock fall back to no lock: generation then races harmlessly (the
-    writer commits atomically and an existing complete copy is kept)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except OSError as e:
-            if e.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL):
-                raise
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(f, fcntl.LOCK_UN)
+    Filesystems without flock fall back to no lock (fno.storage.locking): generation then
+    races harmlessly (the writer commits atomically and an existing complete copy is kept)."""
+    with locking.exclusive(path):
+        yield
 
 
 def _generate_if_missing(path: str, config: ml_collections.ConfigDict) -> None:
-    problem, gen = registry.problem(config), config.data.generate
+    """Generate the dataset of ``config.data`` at ``path`` (one process per host; the others
+    wait and find it). It is generated beside ``path`` and moved there only once it reads
+    back as its problem is registered (:func:`_check_generated`): a generator's mistakes leave
+    nothing in the cache."""
+    problem = registry.problem(config)
     if problem.generate is None:
         raise FnoError(f"config.data.dir: {path} does not exist (config.data.name="
                        f"{config.data.name!r} reads existing data only)")
+    settings = registry.generate_settings(config)
     parent, name = os.path.split(path)
     with _host_lock(os.path.join(parent, f".{name}.lock")):
         if os.path.exists(path):
             return
         logging.info("Dataset %s not found on this host: generating %s data (%d samples at "
-                     "s = %d).", path, config.data.name, gen.num_samples, gen.resolution)
+                     "s = %d).", path, config.data.name, settings["num_samples"],
+                     settings["resolution"])
+        staging = None
         try:
-            problem.generate(path, **gen.to_dict())
-        except (ValueError, TypeError) as e:
-            # The generators check their settings before they write anything.
-            raise FnoError(f"config.data.generate: {e}") from e
+            staging = tempfile.mkdtemp(prefix=f".{name}.generating-", dir=parent)
+            staged = os.path.join(staging, name)
+            try:
+                problem.generate(staged, **settings)
+            except (ValueError, TypeError) as e:
+                # The generators check their settings before they write anything.
+                raise FnoError(f"config.data.generate: {e}") from e
+            _check_generated(staged, config, settings["resolution"])
+            dataset_dir.commit(pathlib.Path(staged), pathlib.Path(path), overwrite=False)
         except OSError as e:
             # Without a working lock another host may have committed the same (deterministic)
             # dataset first: its complete copy is as good as ours.
             if os.path.exists(os.path.join(path, "meta.json")):
                 return
             raise FnoError(f"cannot generate the dataset in {path}: {e.strerror or e}") from e
+        finally:
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_generated(path: str, config: ml_collections.ConfigDict, resolution: int) -> None:
+    """A one-line FnoError unless the freshly generated ``path`` reads back as its problem is
+    registered: meta.json with the ``meta_keys`` (equal to the settings), its array names,
+    arrays of the grid rank and resolution, checksums that match."""
+    where = f"fno.registry.PROBLEMS[{config.data.name!r}]"
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(pathlib.Path(path, "meta.json").read_text())
+        missing = [k for k in registry.problem(config).meta_keys
+                   if isinstance(meta, dict) and k not in meta]
+        if missing:
+            raise FnoError(f"{where}.meta_keys names {', '.join(missing)}, which its generator "
+                           f"does not write to meta.json (nothing was cached)")
+    try:
+        _open_source(path, resolution, config, registered_layout(config),
+                     _generated_meta(config))
+    except sources.DataError as e:
+        raise FnoError(f"{where}: the dataset its generator wrote does not read back (nothing "
+                       f"was cached): {e}") from e
 
 
 def _local_copy(remote: epath.Path) -> str:
@@ -254,19 +298,28 @@ def split_sizes(num: int, num_train: int | None, num_test: int | None) -> tuple[
     return num_train, num_test
 
 
-def _open(config: ml_collections.ConfigDict, resolution_divisor: int) -> Splits:
+def _open_source(path: str, resolution: int, config: ml_collections.ConfigDict, how: Layout,
+                 expected: dict | None) -> sources.ArraySource:
+    return sources.open_dataset(path, resolution, input_key=config.data.input_key,
+                                output_key=config.data.output_key, expected_meta=expected,
+                                grid_rank=how.grid_rank, grid=how.grid, files=how.files)
+
+
+def _open(config: ml_collections.ConfigDict, resolution_divisor: int, path: str | None,
+          layout: Layout | None) -> Splits:
     data = config.data
-    try:
-        path, expected = resolve(config)
-    except OSError as e:  # e.g. a cache directory that cannot be created on this host
-        where = f" {e.filename}" if e.filename else ""
-        raise FnoError(f"dataset{where}: {e.strerror or e} (data.dir {data.dir!r}, "
-                       f"cache {cache_root()})") from e
+    expected = None
+    if path is None:
+        try:
+            path, expected = resolve(config)
+        except OSError as e:  # e.g. a cache directory that cannot be created on this host
+            where = f" {e.filename}" if e.filename else ""
+            raise FnoError(f"dataset{where}: {e.strerror or e} (data.dir {data.dir!r}, "
+                           f"cache {cache_root()})") from e
+    how = layout or registered_layout(config)
+
     def open_at(resolution: int) -> sources.ArraySource:
-        return sources.open_dataset(path, resolution, input_key=data.input_key,
-                                    output_key=data.output_key, expected_meta=expected,
-                                    grid_rank=registry.grid_rank(config),
-                                    grid=registry.problem(config).grid)
+        return _open_source(path, resolution, config, how, expected)
 
     try:
         full = {data.resolution: open_at(data.resolution)}
@@ -298,17 +351,22 @@ def _open(config: ml_collections.ConfigDict, resolution_divisor: int) -> Splits:
     return Splits(train=train, test=test, fingerprint=fingerprint(path), normalizer=fields)
 
 
-def load(config: ml_collections.ConfigDict, resolution_divisor: int = 1) -> Splits:
+def load(config: ml_collections.ConfigDict, resolution_divisor: int = 1, *,
+         path: str | None = None, layout: Layout | None = None) -> Splits:
     """Open the dataset; the train split at ``data.resolution``, test at every resolution
     (``data.eval_resolutions``, or when None every finer power-of-two subgrid the data
     have whose size ``resolution_divisor`` divides).
+
+    ``path`` and ``layout`` (a trained model's record of its data) open that dataset as
+    recorded, without the problem's registration; by default the config's dataset is
+    found or generated (:func:`resolve`) and read as its problem is registered.
 
     Collective in a multi-process job: every process opens its own copy, then all agree
     that each succeeded and that the copies are identical, before anything else happens.
     """
     splits, error = None, None
     try:
-        splits = _open(config, resolution_divisor)
+        splits = _open(config, resolution_divisor, path, layout)
     except FnoError as e:
         error = str(e)
     collective.agree("dataset", error)

@@ -4,10 +4,10 @@
 pairs (one grid axis for Burgers, two for Darcy); inputs and outputs may each have a trailing
 channel axis instead, ``[N, *grid, C]`` (the grid rank is the model's):
 
-* a directory written by a generator (:mod:`fno.data.burgers`, :mod:`fno.data.darcy`;
-  ``meta.json`` and two ``.npy`` arrays): memory-mapped, with the sha256 checksums of
-  meta.json verified (once per process and file version) and the array shapes checked
-  against it;
+* a directory written by a generator (:func:`fno.data.dataset_dir.write_dataset`;
+  ``meta.json`` and two ``.npy`` arrays, named by its ``"files"``): memory-mapped, with the
+  sha256 checksums of meta.json verified (once per process and file version) and the array
+  shapes checked against it;
 * the original FNO files (``burgers_data_R10.mat``: keys ``a`` and ``u``, [N, S];
   ``piececonst_r421_N1024_smooth*.mat``: ``coeff`` and ``sol``, [N, 421, 421]), MATLAB v5
   via scipy.io and v7.3 (HDF5) via h5py, where MATLAB's column-major storage makes the
@@ -18,8 +18,10 @@ channel axis instead, ``[N, *grid, C]`` (the grid rank is the model's):
 Lower resolutions are the stored samples subsampled along every grid axis (never the channel
 axis), every r-th point
 of a periodic grid (S = r s) or of a vertex grid with both ends kept (S - 1 = r (s - 1)).
-Every problem with the data raises :class:`DataError` with a one-line message that starts with
-the file name. Nothing is ever unpickled.
+Which grid, and the array names of a directory whose meta.json predates ``"files"``, are the
+caller's (a problem's registration, fno.registry, or a trained model's checkpoint): nothing
+here knows a PDE. Every problem with the data raises :class:`DataError` with a one-line
+message that starts with the file name. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 import scipy.io
 from absl import logging
 
-from fno.data import burgers, darcy
+from fno.data import dataset_dir
 
 # Rows per block when scanning arrays for NaN/Inf, so big memmaps are never loaded at once.
 _SCAN_ROWS = 256
@@ -67,10 +69,11 @@ class ArraySource:
 
     def __init__(self, inputs: np.ndarray, outputs: np.ndarray, *, path: str, sub: int = 1,
                  start: int = 0, stop: int | None = None, grid: str = "periodic",
-                 grid_rank: int | None = None):
+                 grid_rank: int | None = None, arrays: tuple[str, str] = ("x", "y")):
         self._inputs, self._outputs = inputs, outputs
         self._path, self._sub = str(path), int(sub)
         self.grid = grid  # "periodic" (points j / S) or "vertex" (i / (S - 1))
+        self.arrays = tuple(arrays)  # the input's and output's file names or keys
         # None: every axis after the samples is a grid axis (one channel).
         self.grid_rank = int(inputs.ndim - 1 if grid_rank is None else grid_rank)
         self._start = int(start)
@@ -167,15 +170,17 @@ class ArraySource:
         last = n if stop is None else stop + n if stop < 0 else stop
         if not 0 <= first <= last <= n:
             raise _fail(self._path, f"cannot take samples [{start}:{stop}] of {n}")
-        return ArraySource(self._inputs, self._outputs, path=self._path, sub=self._sub,
-                           start=self._start + first, stop=self._start + last, grid=self.grid,
-                           grid_rank=self.grid_rank)
+        return self._view(start=self._start + first, stop=self._start + last)
 
     def on_stored_grid(self) -> ArraySource:
         """The same samples on the file's own grid (no subsampling)."""
-        return ArraySource(self._inputs, self._outputs, path=self._path, sub=1,
-                           start=self._start, stop=self._stop, grid=self.grid,
-                           grid_rank=self.grid_rank)
+        return self._view(sub=1)
+
+    def _view(self, **changes: Any) -> ArraySource:
+        """A source over the same arrays with some of ``sub``, ``start``, ``stop`` changed."""
+        kept = {"sub": self._sub, "start": self._start, "stop": self._stop}
+        return ArraySource(self._inputs, self._outputs, path=self._path, grid=self.grid,
+                           grid_rank=self.grid_rank, arrays=self.arrays, **{**kept, **changes})
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -229,6 +234,15 @@ def finer_resolutions(file_resolution: int, resolution: int, grid: str) -> list[
     return found
 
 
+def vertex_step(file_resolution: int, resolution: int) -> int:
+    """r such that every r-th vertex of an S_file grid (both ends kept) gives ``resolution``;
+    ValueError when there is none."""
+    if resolution < 2 or file_resolution < 2 or (file_resolution - 1) % (resolution - 1):
+        raise ValueError(f"resolution {resolution} is not a subgrid of {file_resolution} "
+                         f"(need (S_file - 1) divisible by (S - 1))")
+    return (file_resolution - 1) // (resolution - 1)
+
+
 def subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
                    grid: str = "periodic") -> tuple[int, str]:
     """The step r that serves ``resolution`` points per axis from the file's grid, and the
@@ -242,7 +256,7 @@ def subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
     valid = ", ".join(str(r) for r in supported_resolutions(file_resolution, grid)[:12])
     if grid == "vertex":
         try:
-            return darcy.subsample_step(file_resolution, resolution), grid
+            return vertex_step(file_resolution, resolution), grid
         except ValueError as e:
             raise _fail(path, f"{e}; valid resolutions: {valid}") from e
     if file_resolution % resolution:
@@ -327,12 +341,30 @@ def _verified_sha256(path: pathlib.Path) -> str:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
     if key not in _VERIFIED:
-        _VERIFIED[key] = burgers.file_sha256(path)
+        _VERIFIED[key] = dataset_dir.file_sha256(path)
     return _VERIFIED[key]
 
 
+def _array_names(meta_path: pathlib.Path, meta: dict,
+                 files: tuple[str, str] | None) -> tuple[str, str]:
+    """The input and output file names: meta.json's ``"files"``, else the caller's (the
+    problem's registration, for directories written before meta.json named them)."""
+    if "files" not in meta:
+        if files is None:
+            raise _fail(meta_path, "has no 'files' naming the input and output arrays "
+                                   "({\"input\": NAME, \"output\": NAME}, as "
+                                   "fno.data.dataset_dir.write_dataset records them)")
+        return files[0], files[1]
+    try:
+        return str(meta["files"]["input"]), str(meta["files"]["output"])
+    except (KeyError, TypeError) as e:
+        raise _fail(meta_path, f"malformed field 'files' ({e!r}): expected "
+                               f"{{\"input\": NAME, \"output\": NAME}}") from e
+
+
 def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping | None,
-                    grid_rank: int | None = None) -> ArraySource:
+                    grid_rank: int | None, grid: str,
+                    files: tuple[str, str] | None) -> ArraySource:
     meta_path = path / "meta.json"
     if not meta_path.is_file():
         raise _fail(path, "not a generated dataset (no meta.json)")
@@ -347,10 +379,8 @@ def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping 
             raise _fail(meta_path, f"has no {key!r}, expected {value!r}")
         if not _values_match(meta[key], value):
             raise _fail(meta_path, f"{key} is {meta[key]!r}, expected {value!r}")
+    names = _array_names(meta_path, meta, files)
     try:
-        # Burgers directories predate "files": their arrays are u0 and u1.
-        names = (tuple(str(meta["files"][k]) for k in ("input", "output")) if "files" in meta
-                 else burgers.FILES)
         num, size = int(meta["num_samples"]), int(meta["resolution"])
         checksums = {name: str(meta["sha256"][name]) for name in names}
     except (KeyError, TypeError, ValueError) as e:
@@ -379,10 +409,9 @@ def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping 
     _check_pair(path, names, inputs, outputs, grid_rank=grid_rank)
     for name, array in zip(names, arrays, strict=True):
         _check_finite(path / name, name, array)
-    # Darcy directories are vertex grids (both boundaries are samples), Burgers periodic.
-    sub, grid = subsample_step(path, size, resolution,
-                               "vertex" if meta.get("pde") == "darcy" else "periodic")
-    return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank)
+    sub, grid = subsample_step(path, size, resolution, grid)
+    return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank,
+                       arrays=names)
 
 
 class _MatlabView:
@@ -432,7 +461,8 @@ def _open_hdf5(path: pathlib.Path, keys: tuple[str, str], transposed: bool,
 def _open_mat_v5(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     try:
         data = scipy.io.loadmat(path, variable_names=list(keys))
-    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+    except (ValueError, TypeError, OSError, NotImplementedError,
+            scipy.io.matlab.MatReadError) as e:  # MatReadError: e.g. a short text file
         raise _fail(path, f"not a readable MATLAB file ({e})") from e
     for key in keys:
         if key not in data:
@@ -455,11 +485,13 @@ def _open_npz(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np
 
 def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "a",
                  output_key: str = "u", expected_meta: Mapping[str, Any] | None = None,
-                 grid_rank: int | None = None, grid: str = "periodic") -> ArraySource:
+                 grid_rank: int | None = None, grid: str = "periodic",
+                 files: tuple[str, str] | None = None) -> ArraySource:
     """Open a dataset at ``resolution`` points per grid axis, validating it.
 
-    ``path`` is a generated directory (``input_key``/``output_key`` do not apply: meta.json
-    names its arrays, and its own grid kind applies), a ``.mat`` file (v5 or v7.3), an
+    ``path`` is a generated directory (``input_key``/``output_key`` do not apply: meta.json's
+    ``"files"`` names its arrays, or where it predates them ``files``), a ``.mat`` file (v5 or
+    v7.3), an
     ``.npz`` or an ``.h5``/``.hdf5`` file with ``[N, *grid]`` or ``[N, *grid, C]`` arrays of
     ``grid_rank`` grid axes (the input's and the output's channels independent), subsampled
     along the grid axes as ``grid`` says (:func:`subsample_step`); e.g. the original Darcy
@@ -476,7 +508,7 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     if not path.exists():
         raise _fail(path, "no such file or directory")
     if path.is_dir():
-        return _open_generated(path, resolution, expected_meta, grid_rank)
+        return _open_generated(path, resolution, expected_meta, grid_rank, grid, files)
     suffix = path.suffix.lower()
     grid_rank = 1 if grid_rank is None else grid_rank
     if suffix in (".mat", ".h5", ".hdf5") and (suffix != ".mat" or h5py.is_hdf5(path)):
@@ -497,4 +529,5 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     if not isinstance(a, np.memmap):  # in memory: float32, on the stored grid
         a = np.ascontiguousarray(a, dtype=np.float32)
         u = np.ascontiguousarray(u, dtype=np.float32)
-    return ArraySource(a, u, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank)
+    return ArraySource(a, u, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank,
+                       arrays=keys)

@@ -15,6 +15,7 @@ reproduce results.json. With ``--data``, every sample of that file or directory 
 from __future__ import annotations
 
 import json
+import os
 
 from absl import flags
 
@@ -37,18 +38,18 @@ FLAGS = flags.FLAGS
 
 def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
     """``{resolution: source}`` of ``path`` (training resolution first, like fno.data.datasets)."""
-    from fno import registry
     from fno.data import sources
     from fno.errors import FnoError
 
     data = model.config.data
-    problem = registry.problem(model.config)
+    layout = model.layout  # the checkpoint's record: no registered problem needed
 
     def open_at(r: int):
         try:
             return sources.open_dataset(path, r, input_key=FLAGS.input_key or data.input_key,
                                         output_key=FLAGS.output_key or data.output_key,
-                                        grid_rank=model.grid_rank, grid=problem.grid)
+                                        grid_rank=layout.grid_rank, grid=layout.grid,
+                                        files=layout.files)
         except sources.DataError as e:
             raise FnoError(str(e)) from e
 
@@ -64,10 +65,11 @@ def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dic
 
 
 def main() -> None:
+    from fno import registry
     from fno.data import datasets
     from fno.errors import FnoError
     from fno.inference import trained
-    from fno.storage import array_io, workdir
+    from fno.storage import array_io, paths
     from fno.training import loop, steps
 
     output = FLAGS.output and array_io.check_writable(FLAGS.output, FLAGS.overwrite, (".json",))
@@ -80,7 +82,17 @@ def main() -> None:
             raise FnoError("--split=all needs --data (the run's own data: its test split)")
         if resolutions is not None:
             config.data.eval_resolutions = tuple(resolutions)
-        splits = datasets.load(config)
+        # The dataset the run recorded, read as recorded; where it is gone (another host),
+        # the config's (found, downloaded or generated: its problem must be registered).
+        recorded = model.data.get("path")
+        if recorded and os.path.exists(recorded):
+            splits = datasets.load(config, path=recorded, layout=model.layout)
+        elif config.data.name not in registry.PROBLEMS:
+            raise FnoError(f"the run's dataset {recorded} is not on this host, and its problem "
+                           f"{config.data.name!r} is not registered here to find or generate "
+                           f"it; pass the data as --data")
+        else:
+            splits = datasets.load(config)
         if model.data.get("fingerprint") not in (None, splits.fingerprint):
             raise FnoError(f"the run's dataset {splits.train.path} has changed since training "
                            f"(fingerprint {splits.fingerprint}, trained on "
@@ -100,7 +112,7 @@ def main() -> None:
     print(json.dumps(report))
     if output:
         try:
-            workdir.write_json_atomic(output, report)
+            paths.write_json_atomic(output, report)
         except OSError as e:
             raise FnoError(f"{FLAGS.output}: cannot write ({e.strerror or e})") from e
 

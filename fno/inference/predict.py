@@ -63,8 +63,7 @@ def main() -> None:
     model = trained.load(FLAGS.workdir, FLAGS.step)
     batched = model.check_input(x.shape)
     if FLAGS.resolution:
-        x = subsample(x, batched, model.grid_rank, FLAGS.resolution,
-                      model.data.get("grid", "periodic"), FLAGS.input)
+        x = subsample(x, batched, model.grid_rank, FLAGS.resolution, model.grid, FLAGS.input)
         model.check_input(x.shape)
     y, seconds = model.throughput(x, FLAGS.batch_size)
     array_io.write_array(output, y, FLAGS.output_key, FLAGS.overwrite)

@@ -1,12 +1,15 @@
 """A trained model as a plain function: ``model = fno.load(workdir)``, then ``model(u0)``.
 
-Everything the model needs travels with its checkpoint: the run's config (architecture,
-channels), the data normaliser (in the state) and the grid kind of its data (how the
-normaliser resamples), saved as the checkpoint's run facts by the training loop. So a user
-passes a workdir and NumPy arrays, nothing else. Prediction runs through the same
-``predict`` (model plus normaliser) that training and evaluation use (fno.training.steps), jitted
-over a one-axis data mesh on this process's devices (fno.parallel.strategies's mesh strategy), so a
-large input is split across the available accelerators.
+Everything the model needs travels with its checkpoint: the run's config (the model's
+registered name and constructor settings, channels), the data normaliser (in the state) and
+how its data were laid out (grid kind and rank, array names: how the normaliser resamples and
+how evaluation reopens the data), saved as the checkpoint's run facts by the training loop.
+So a user passes a workdir and NumPy arrays, nothing else, and the model's problem need not
+be registered where it is loaded (its model must: the code is needed). Prediction runs
+through the same ``predict`` (model plus normaliser) that training and evaluation use
+(fno.training.steps), jitted over a one-axis data mesh on this process's devices
+(fno.parallel.strategies's mesh strategy), so a large input is split across the available
+accelerators.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import numpy as np
 from flax import nnx
 
 from fno import registry
+from fno.data import datasets
 from fno.errors import FnoError
 from fno.parallel import strategies
+from fno.parallel.strategies import State
 from fno.storage import paths
 from fno.training import checkpoint as checkpoint_lib
 from fno.training import steps
-
-State = dict[str, Any]
 
 
 def _saved_config(checkpointer: checkpoint_lib.Checkpointer, step: int,
@@ -75,7 +78,19 @@ class TrainedModel:
 
     @property
     def grid_rank(self) -> int:
-        return registry.grid_rank(self.config)
+        return registry.model_class(self.config).grid_rank
+
+    @property
+    def grid(self) -> str:
+        """How the training data's grid subsamples ("periodic" or "vertex")."""
+        return self.data["grid"]
+
+    @property
+    def layout(self) -> datasets.Layout:
+        """How the training data were read (fno.data.datasets.load reopens them so)."""
+        arrays = self.data.get("arrays")
+        return datasets.Layout(grid=self.grid, grid_rank=self.grid_rank,
+                               files=tuple(arrays) if arrays else None)
 
     @property
     def in_channels(self) -> int:
@@ -213,11 +228,13 @@ def load(workdir: str, step: int | None = None) -> TrainedModel:
     config = ml_collections.ConfigDict(config_dict)
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: registry.create_model(config, config.seed)),
                             nnx.Param)
-    grid = data.get("grid") or registry.problem(config).grid
-    grid = "periodic" if grid == "auto" else grid
+    if not data.get("grid"):  # written before checkpoints recorded it: the registered problem's
+        grid = registry.problem(config).grid
+        data = {**data, "grid": "periodic" if grid == "auto" else grid}
     state = {"params": saved["params"]}
     if "normalizer" in saved:
         state["normalizer"] = saved["normalizer"]
-    predict = steps.make_predict(steps.make_apply(graphdef), grid, registry.grid_rank(config))
+    predict = steps.make_predict(steps.make_apply(graphdef), data["grid"],
+                                 registry.model_class(config).grid_rank)
     return TrainedModel(config=config, step=step, workdir=str(workdir), data=data,
                         state=state, strategy=inference_strategy(config), predict=predict)

@@ -72,7 +72,7 @@ def read_array(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndar
     except FnoError:
         raise
     except (OSError, ValueError, TypeError, KeyError, NotImplementedError,
-            zipfile.BadZipFile, EOFError) as e:
+            zipfile.BadZipFile, EOFError, scipy.io.matlab.MatReadError) as e:
         raise FnoError(f"{path}: not a readable {suffix} file "
                        f"({' '.join(str(e).split())[:200]})") from e
 
