@@ -169,10 +169,11 @@ BAD = [
         **{"model.width": 12})),
     ("resolution 60 is not divisible by the 8 devices of mesh axis 'space'", dict(
         mesh_shape=(1, 8), mesh_axes=("data", "space"), spatial_sharding="space",
-        **{"data.resolution": 60})),
+        **{"data.resolution": 60, "data.generate.resolution": 1920})),
     ("resolution 66 is not divisible by the 4", dict(
         mesh_shape=(2, 4), mesh_axes=("data", "space"), spatial_sharding="space",
-        **{"data.eval_resolutions": (66,)})),
+        **{"data.eval_resolutions": (66,), "data.resolution": 132,
+           "data.generate.resolution": 264})),
     ("batch_size=12 is not divisible by the 8", dict(
         mesh_shape=(-1, 1), mesh_axes=("data", "x"), batch_size=12)),
     ("mode='pmap' has no device mesh", dict(mode="pmap", mesh_shape=(4, 2),

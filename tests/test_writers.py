@@ -1,4 +1,5 @@
-"""Tests for fno.training.writers: the TF-free clu import shim and the file writers.
+"""Tests for fno.training.writers: the TF-free clu import shim (fno.training.clu_shim) and
+the file writers.
 
 Import behaviour is tested in fresh subprocesses, because whether TensorFlow was
 imported, and what ``clu.metric_writers`` is, are per-process facts. TensorFlow is
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -256,24 +258,44 @@ def test_create_writers_without_files_only_logs(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_tensorboard_writer_other_summaries(tmp_path):
+def test_tensorboard_writer_videos_and_raw_summaries(tmp_path):
     writer = writers.TensorBoardWriter(str(tmp_path))
-    writer.write_texts(3, {"note": "hello"})
-    writer.write_histograms(3, {"w": np.array([0.0, 1.0, 2.0, np.nan])}, {"w": 4})
-    writer.write_audios(3, {"wave": np.zeros((2, 100, 1))}, sample_rate=8000)
     writer.write_videos(3, {"rollout": np.zeros((3, 4, 5, 1), np.float32)})
     writer.write_summaries(3, {"raw": np.arange(3, dtype=np.float32)})
+    # Kinds of summary fno does not write are accepted and dropped.
+    writer.write_texts(3, {"note": "hello"})
+    writer.write_histograms(3, {"w": np.array([0.0, 1.0])})
+    writer.write_audios(3, {"wave": np.zeros((2, 100, 1))}, sample_rate=8000)
     writer.close()
 
     by_tag = {value.tag: value for step, value in _values(_read_events(tmp_path)) if step == 3}
-    assert by_tag["note/text_summary"].tensor.string_val == [b"hello"]
-    assert by_tag["w"].histo.num == 3  # NaN dropped.
-    for i in range(2):
-        audio = by_tag[f"wave/{i}"].audio
-        assert audio.encoded_audio_string.startswith(b"RIFF") and audio.length_frames == 100
+    assert sorted(by_tag) == ["raw", "rollout/0"]
     assert by_tag["rollout/0"].image.encoded_image_string.startswith(b"GIF8")
     np.testing.assert_array_equal(_tensor_values(by_tag["raw"].tensor), [0.0, 1.0, 2.0])
     assert list(by_tag["raw"].tensor.tensor_shape.dim)[0].size == 3
+
+
+def _tensorboard_order(tag: str) -> list:
+    """TensorBoard's card order (its compareTagNames): character by character, runs of
+    digits as numbers."""
+    return [int(part) if part.isdigit() else [ord(c) for c in part]
+            for part in re.split(r"(\d+)", tag)]
+
+
+def test_tensorboard_groups_metrics_with_loss_and_test_error_first(tmp_path):
+    names = {"train_loss": 0.5, "train_mse": 0.1, "nonfinite_steps": 0.0,
+             "samples_per_s": 80.0, "steps_per_sec": 4.0, "uptime": 9.0,
+             "test_rel_l2": 0.3, "test_mse": 0.2, "test_rel_l2_s128": 0.4}
+    writer = writers.create_writers(str(tmp_path), write_files=True, asynchronous=False)
+    writer.write_scalars(10, names)
+    writer.close()
+
+    tags = [tag for tag, _ in _scalars(_read_events(tmp_path))]
+    assert sorted(tags, key=_tensorboard_order) == [
+        "loss/test", "loss/test_s128", "loss/train", "mse/test", "mse/train",
+        "perf/samples_per_s", "perf/steps_per_sec", "perf/uptime", "stability/nonfinite_steps"]
+    # metrics.jsonl keeps the names.
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 10, **names}
 
 
 # ----------------------------------------------------------------- (d) JSONL

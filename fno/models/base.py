@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fno.models.layers import ACTIVATIONS, COMPUTE_DTYPES, apply_dense, dense
+from fno.models.layers import ACTIVATIONS, apply_dense, check_settings, dense
 from fno.parallel.sharding import GRID_AXES, constrain
 
 # The logical axes of every parameter (fno.parallel.sharding maps them to mesh axes), by module and
@@ -64,16 +64,12 @@ class FNO(nnx.Module):
         dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        if dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"model.dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
         width = width or self.default_width
         modes = modes or self.default_modes
+        check_settings(width=width, modes=modes, num_layers=num_layers,
+                       projection_width=projection_width, in_channels=in_channels,
+                       out_channels=out_channels, activation=activation,
+                       spectral_impl=spectral_impl, dtype=dtype)
         self.activation = activation
         self.dtype = dtype
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)

@@ -32,9 +32,9 @@ from flax import nnx
 
 from fno.models.base import FNO
 from fno.models.layers import (
-    SPECTRAL_IMPLS,
     SpectralConv,
     apply_dense,
+    check_settings,
     grid_matmul,
     truncated_dft,
 )
@@ -53,8 +53,7 @@ DFT_MAX_RESOLUTION_2D = 2048
 def resolve_spectral_impl_2d(impl: str, sx: int, sy: int) -> str:
     """The concrete implementation for ``impl`` on an ``sx`` x ``sy`` grid ("auto" picks by
     the larger grid axis)."""
-    if impl not in SPECTRAL_IMPLS:
-        raise ValueError(f"model.spectral_impl must be one of {SPECTRAL_IMPLS}, got {impl!r}")
+    check_settings(spectral_impl=impl)
     if impl == "auto":
         return "dft" if max(sx, sy) <= DFT_MAX_RESOLUTION_2D else "fft"
     return impl

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,28 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 # Above this many grid points the dense truncated-DFT basis ([s, 2*modes] floats) costs more
 # memory traffic than an FFT; below it the two matmuls beat the FFT on CPU and accelerators.
 DFT_MAX_RESOLUTION = 16384
+
+
+# The positive-integer settings of an FNO and those with named choices: the one check of
+# both, for the model constructors and the config (fno.configuration words the same
+# messages as ``config.model.*`` errors).
+_POSITIVE_SETTINGS = ("width", "modes", "num_layers", "projection_width", "in_channels",
+                      "out_channels")
+_CHOICES = {"activation": tuple(ACTIVATIONS), "spectral_impl": SPECTRAL_IMPLS,
+            "dtype": COMPUTE_DTYPES}
+
+
+def check_settings(**settings: Any) -> None:
+    """ValueError ``model.<name> ...`` for the first of ``settings`` (any of
+    ``_POSITIVE_SETTINGS`` and ``_CHOICES``) that an FNO cannot be built with."""
+    for name, value in settings.items():
+        if name in _POSITIVE_SETTINGS and (isinstance(value, bool)
+                                           or not isinstance(value, int | np.integer)
+                                           or value < 1):
+            raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ValueError(f"model.{name} must be one of {', '.join(_CHOICES[name])}; got "
+                             f"{value!r}")
 
 
 def _torch_like_bias_init(fan_in: int) -> nnx.initializers.Initializer:
@@ -193,8 +216,7 @@ def apply_dense(layer: nnx.Linear, x: jax.Array) -> jax.Array:
 
 def resolve_spectral_impl(impl: str, resolution: int) -> str:
     """The concrete implementation for ``impl`` ("auto" picks by resolution)."""
-    if impl not in SPECTRAL_IMPLS:
-        raise ValueError(f"model.spectral_impl must be one of {SPECTRAL_IMPLS}, got {impl!r}")
+    check_settings(spectral_impl=impl)
     if impl == "auto":
         return "dft" if resolution <= DFT_MAX_RESOLUTION else "fft"
     return impl
@@ -209,8 +231,7 @@ class SpectralConv(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, modes: int, *,
                  impl: str = "auto", rngs: nnx.Rngs):
-        if impl not in SPECTRAL_IMPLS:
-            raise ValueError(f"model.spectral_impl must be one of {SPECTRAL_IMPLS}, got {impl!r}")
+        check_settings(spectral_impl=impl)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.modes = modes

@@ -59,16 +59,23 @@ def axis_rules(model_sharding: str = "", spatial_sharding: str = "") -> dict[str
     return rules
 
 
-def resolve_mesh_shape(shape: Sequence[int], axes: Sequence[str],
-                       num_devices: int) -> tuple[int, ...]:
-    """``shape`` with its one ``-1`` replaced by the remaining devices; FnoError if the axes
-    and sizes cannot cover exactly ``num_devices`` devices."""
+def check_mesh_shape(shape: Sequence[int], axes: Sequence[str]) -> None:
+    """FnoError unless ``shape`` has one size per axis, each positive or the one ``-1``
+    (the device-independent part of :func:`resolve_mesh_shape`, for fno.configuration)."""
     shape, axes = tuple(shape), tuple(axes)
     if len(shape) != len(axes):
         raise FnoError(f"config.mesh_shape {shape} and config.mesh_axes {axes} differ in length")
     if any(isinstance(n, bool) or not isinstance(n, int) or (n <= 0 and n != -1)
            for n in shape) or shape.count(-1) > 1:
         raise FnoError(f"config.mesh_shape {shape} must hold positive sizes and at most one -1")
+
+
+def resolve_mesh_shape(shape: Sequence[int], axes: Sequence[str],
+                       num_devices: int) -> tuple[int, ...]:
+    """``shape`` with its one ``-1`` replaced by the remaining devices; FnoError if the axes
+    and sizes cannot cover exactly ``num_devices`` devices."""
+    check_mesh_shape(shape, axes)
+    shape = tuple(shape)
     known = math.prod(n for n in shape if n != -1)
     if -1 in shape:
         if num_devices % known:
@@ -173,7 +180,7 @@ class Layout:
     # --- state ------------------------------------------------------------------------------
     def param_spec(self, path: Sequence[Any], shape: Sequence[int]) -> P:
         """The spec of one state leaf, from its key path (params, Adam mu/nu alike)."""
-        names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+        names = [jax.tree_util.keystr((key,), simple=True) for key in path]
         modules = {module for module, _ in self.param_axes}
         module = next((n for n in reversed(names) if n in modules), None)
         logical = self.param_axes.get((module, names[-1] if names else ""))

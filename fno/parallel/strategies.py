@@ -40,7 +40,9 @@ MODES = ("basic", "scan", "pmap", "pmap_scan", "mesh", "mesh_scan")
 PMAP_AXIS = "batch"
 DATA_AXIS = sharding_lib.DATA_AXIS
 
-State = Any
+# The training state, a dict of arrays: {"step", "params", "opt_state"[, "normalizer"]}
+# (fno.training.steps.init_state). Defined here, the lowest layer that handles it.
+State = dict[str, Any]
 Batch = dict[str, np.ndarray]
 StepFn = Callable[..., tuple[State, Any]]
 

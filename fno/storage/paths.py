@@ -61,7 +61,16 @@ def resolve(path: str | os.PathLike, what: str = "path") -> epath.Path:
     return epath.Path(text)
 
 
-def write_bytes_atomic(path: epath.Path, data: bytes) -> None:
+def storage_error(error: BaseException, limit: int = 300) -> str:
+    """A storage client's error in one line of at most ``limit`` characters: GCS errors carry
+    JSON bodies and newlines, tensorstore's span dozens of lines. Anything but an OSError
+    (whose text names the errno) is prefixed with its type."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` so that readers see the old file or the new one, never a part."""
     path = epath.Path(path)
     if is_remote(path):
@@ -74,8 +83,9 @@ def write_bytes_atomic(path: epath.Path, data: bytes) -> None:
     os.replace(tmp, os.fspath(path))
 
 
-def write_json_atomic(path: epath.Path, obj: Any) -> None:
-    """JSON with sorted keys, written atomically (see :func:`write_bytes_atomic`)."""
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """JSON with sorted keys, written atomically (see :func:`write_bytes_atomic`): readers
+    never see a half-written file, local or ``gs://``."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str)
     write_bytes_atomic(path, text.encode())
 

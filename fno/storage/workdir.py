@@ -1,27 +1,21 @@
-"""The run directory: creation, a single-owner lock, and atomic JSON files.
+"""The run directory: creation and a single-owner lock.
 
-The workdir may be local (a disk, NFS, Lustre) or a ``gs://`` URL (:mod:`fno.storage.paths`).
+The workdir may be local (a disk, NFS, Lustre) or a ``gs://`` URL (:mod:`fno.storage.paths`);
+JSON files in it are written with :func:`fno.storage.paths.write_json_atomic`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 from absl import logging
 from etils import epath
 
 from fno.errors import FnoError
-from fno.storage import paths
-
-# errno values of filesystems that do not implement flock (Lustre without -o flock, some
-# FUSE and SMB mounts): the lock is skipped with a warning instead of failing the run.
-_NO_LOCKING = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOLCK, errno.EINVAL}
+from fno.storage import locking, paths
 
 
 def prepare(workdir: str | os.PathLike) -> epath.Path:
@@ -37,14 +31,8 @@ def prepare(workdir: str | os.PathLike) -> epath.Path:
     except OSError as e:
         raise FnoError(f"workdir {path} is not writable: {e.strerror or e}") from e
     except Exception as e:  # noqa: BLE001 - object-store clients raise their own types
-        raise FnoError(f"workdir {path} is not writable: {storage_error(e)}") from e
+        raise FnoError(f"workdir {path} is not writable: {paths.storage_error(e)}") from e
     return path
-
-
-def storage_error(error: BaseException) -> str:
-    """A client library's error in one line (GCS errors carry JSON bodies and newlines)."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:297] + "..." if len(text) > 300 else text
 
 
 def _warn_unlocked(workdir: epath.Path, why: str) -> None:
@@ -68,31 +56,22 @@ def exclusive(workdir: epath.Path, process_index: int = 0) -> Iterator[None]:
         yield
         return
     path = os.path.join(os.fspath(workdir), f".lock.p{process_index}")
-    with open(path, "a+") as f:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f, unlocked = stack.enter_context(locking.exclusive(path, wait=False))
         except BlockingIOError:
-            f.seek(0)
-            owner = f.read().strip() or "another process"
+            with open(path) as held:
+                owner = held.read().strip() or "another process"
             raise FnoError(f"workdir {workdir} is in use by {owner}; wait for it to finish or "
                            f"use another --workdir") from None
         except OSError as e:
-            if e.errno not in _NO_LOCKING:
-                raise FnoError(f"workdir {workdir}: cannot lock {path}: "
-                               f"{e.strerror or e}") from e
-            _warn_unlocked(workdir, f"flock: {e.strerror or errno.errorcode.get(e.errno)}")
-            yield
-            return
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON so that readers never see a half-written file (local or ``gs://``)."""
-    paths.write_json_atomic(epath.Path(path), obj)
+            raise FnoError(f"workdir {workdir}: cannot lock {path}: "
+                           f"{e.strerror or e}") from e
+        if unlocked:
+            _warn_unlocked(workdir, unlocked)
+        else:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+        yield

@@ -32,6 +32,7 @@ import gc
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import grain
@@ -52,11 +53,8 @@ class DamagedCheckpointError(FnoError):
     """A checkpoint whose files are missing, truncated or unreadable (not a config mismatch)."""
 
 
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    """``Type: message`` squeezed onto one line: tensorstore errors span dozens of lines."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    text = text if len(text) <= limit else text[:limit - 3] + "..."
-    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+def _damaged(where: str, error: BaseException) -> DamagedCheckpointError:
+    return DamagedCheckpointError(f"checkpoint {where} is damaged: {paths.storage_error(error)}")
 
 
 def _is_storage_error(error: BaseException) -> bool:
@@ -69,23 +67,13 @@ def _is_storage_error(error: BaseException) -> bool:
     return isinstance(error, OSError | ValueError) or type(error) is Exception
 
 
-def _leaf_name(path: tuple) -> str:
-    """``opt_state.0.mu.w``: orbax's own naming, for target and metadata trees alike (a
-    namedtuple field in the target is a dict key in the metadata, both give the name)."""
-    parts = []
-    for key in path:
-        for attr in ("key", "idx", "name"):
-            if hasattr(key, attr):
-                parts.append(str(getattr(key, attr)))
-                break
-        else:
-            parts.append(str(key))
-    return ".".join(parts)
-
-
 def _leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{"opt_state.0.mu.w": (shape, dtype)}``: orbax's own leaf naming, for target and
+    metadata trees alike (a namedtuple field in the target is a dict key in the metadata,
+    both give the name)."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {_leaf_name(path): (tuple(leaf.shape), np.dtype(leaf.dtype)) for path, leaf in leaves}
+    return {jax.tree_util.keystr(path, simple=True, separator="."):
+            (tuple(leaf.shape), np.dtype(leaf.dtype)) for path, leaf in leaves}
 
 
 def _mismatch(saved: dict, wanted: dict) -> str | None:
@@ -218,10 +206,17 @@ class Checkpointer:
         """Block until any asynchronous save has been committed to storage."""
         self._finish_pending()
 
-    def _finish_pending(self) -> None:
+    def _finish_pending(self, finish: Callable[[], None] | None = None) -> None:
+        """Wait for the pending save (``finish``: orbax's close, which waits too), then
+        record the finished step's manifest. A storage error becomes the one-line save
+        error; while closing, one already reported is only logged."""
         try:
-            self.manager.wait_until_finished()
+            (finish or self.manager.wait_until_finished)()
         except Exception as e:
+            if finish is not None and self._save_failed:
+                logging.info("Ignoring a repeated checkpoint error on close: %s",
+                             paths.storage_error(e))
+                return
             if _is_storage_error(e):
                 raise self._save_error(self._pending, e) from e
             raise
@@ -240,7 +235,7 @@ class Checkpointer:
             paths.write_json_atomic(root / MANIFEST, sizes)
         except Exception as e:  # noqa: BLE001 - the checkpoint itself is complete
             logging.warning("Could not write %s for checkpoint %d: %s (it will be checked by "
-                            "reading it)", MANIFEST, step, _one_line(e))
+                            "reading it)", MANIFEST, step, paths.storage_error(e))
 
     def _save_error(self, step: int | None, error: BaseException) -> FnoError:
         """The one-line error for a failed save, naming the checkpoint that is still good."""
@@ -258,7 +253,7 @@ class Checkpointer:
         else:
             after = "no earlier checkpoint exists; fix the problem and rerun to start again"
         return FnoError(f"could not save the checkpoint {which} in {self.directory}: "
-                        f"{_one_line(error)}; {after}")
+                        f"{paths.storage_error(error)}; {after}")
 
     # --- restoring ------------------------------------------------------------------------
     def has_data_state(self, step: int) -> bool:
@@ -304,7 +299,7 @@ class Checkpointer:
                 if path.stat().length != size:
                     return f"{path} has {path.stat().length} bytes, expected {size}"
         except Exception as e:  # noqa: BLE001 - any failure to read is damage
-            return _one_line(e)
+            return paths.storage_error(e)
         return None
 
     def _incompatibility(self, step: int, abstract_state: Any) -> str | None:
@@ -342,7 +337,7 @@ class Checkpointer:
                 raise FileNotFoundError(f"no readable state metadata in {where}/state")
             _leaf_specs(saved)  # a tree that does not parse is damage too
         except Exception as e:  # noqa: BLE001 - any failure to read metadata is damage
-            raise DamagedCheckpointError(f"checkpoint {where} is damaged: {_one_line(e)}") from e
+            raise _damaged(where, e) from e
         if abstract_state is None:
             device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
             abstract_state = jax.tree.map(
@@ -357,7 +352,7 @@ class Checkpointer:
         try:
             restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:  # noqa: BLE001 - the tree matched: what fails is the data
-            raise DamagedCheckpointError(f"checkpoint {where} is damaged: {_one_line(e)}") from e
+            raise _damaged(where, e) from e
         logging.info("Restored checkpoint at step %d from %s", step, self.directory)
         return restored["state"]
 
@@ -481,20 +476,8 @@ class Checkpointer:
         for (an unfinished save is removed by the next run).
         """
         self._late_errors.uninstall(collect=not abandon)
-        if abandon:
-            return
-        try:
-            self.manager.close()
-        except Exception as e:
-            if self._save_failed:
-                logging.info("Ignoring a repeated checkpoint error on close: %s", _one_line(e))
-                return
-            if _is_storage_error(e):
-                raise self._save_error(self._pending, e) from e
-            raise
-        if self._pending is not None:
-            self._write_manifest(self._pending)
-            self._pending = None
+        if not abandon:
+            self._finish_pending(self.manager.close)
 
 
 # Run facts whose change would silently reinterpret a checkpoint's data position.

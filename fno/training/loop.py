@@ -24,13 +24,13 @@ from fno import configuration
 from fno.data import datasets, pipeline
 from fno.errors import FnoError
 from fno.parallel import collective, strategies
+from fno.parallel.strategies import State
 from fno.storage import paths
 from fno.storage import workdir as workdir_lib
 from fno.training import checkpoint as checkpoint_lib
 from fno.training import metrics as metrics_lib
 from fno.training import plotting, setup, writers
-
-State = dict[str, Any]
+from fno.training import progress as progress_lib
 
 
 # --- evaluation ---------------------------------------------------------------------------
@@ -110,11 +110,25 @@ def _check_finite(train_metrics, config, batches, workdir, last_checkpoint: int)
     path = workdir / "nonfinite_batch.json"
     if jax.process_index() == 0:
         everyone = dataclasses.replace(batches, process_index=0, process_count=1)
-        workdir_lib.write_json_atomic(path, {"step": step,
-                                             "sample_indices": everyone.indices(step - 1).tolist()})
+        paths.write_json_atomic(path, {"step": step,
+                                       "sample_indices": everyone.indices(step - 1).tolist()})
     raise FnoError(f"non-finite loss or gradient at step {step} (its batch is listed in {path}); "
                    f"the last checkpoint (step {last_checkpoint}) is intact; set "
                    f"config.skip_nonfinite_steps=True to skip such steps instead")
+
+
+def _report(writer, step: int, host_metrics, progress: progress_lib.Progress,
+            batch_size: int) -> None:
+    """Log progress and write the training metrics and throughput of the window to ``step``
+    (names as in metrics.jsonl; ``samples_per_s`` and ``steps_per_sec`` measure completed
+    training steps, fno.training.progress)."""
+    rates, line = progress.report(step)
+    logging.info("%s", line)
+    scalars = {k: float(v) for k, v in host_metrics.compute().items()
+               if k != "first_nonfinite_step"}
+    if "steps_per_sec" in rates:
+        scalars["samples_per_s"] = rates["steps_per_sec"] * batch_size
+    writer.write_scalars(step, {**scalars, **rates})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -190,59 +204,62 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: strategies.Stra
     writer = writers.create_writers(workdir, write_files=is_writer)
     cleanup.callback(writer.close)
     if start_step == 0:
-        writer.write_hparams(configuration.flatten(config))
-    from clu import (
-        periodic_actions,  # after fno.training.writers, which makes it importable without TF
-    )
-
-    report_progress = periodic_actions.ReportProgress(
-        num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps or None)
+        writer.write_hparams(writers.flat_hparams(config))
     logging.info("Training %s mode on %d device(s): steps %d -> %d (%d per epoch).",
                  config.mode, len(strategy.devices), start_step, total_steps, steps_per_epoch)
 
     step = last_checkpoint = start_step
     train_metrics = None
     eval_results: dict[str, float] = {}
-    window_start, window_step = time.perf_counter(), step
     train_start = time.perf_counter()
+    progress = progress_lib.Progress(total_steps)
+
+    def next_call_size(step: int) -> int:
+        return setup.call_size(step, config, run.uses_scan, total_steps)
+
+    progress.before_call(state, next_call_size(step))
     preempted = False
     calls = 0
     calls_from_start = setup.train_calls(run, state, train_iter, start_step, total_steps)
     with Preemption() as preemption:
         for step, size, state, m in calls_from_start:
+            # The first call compiles; so does the first merge of metrics, made here so
+            # that its compilation too is timed with the call, outside the training rate.
+            warm_up = strategy.merge_metrics(m, m) if calls == 0 else None
+            progress.after_call((state, warm_up), size)
             train_metrics = m if train_metrics is None else strategy.merge_metrics(
                 train_metrics, m)
-            for s in range(step - size + 1, step + 1):
-                report_progress(s)
             calls += 1
 
             preempted = preemption.reached(calls)
             save = _due(step, config.checkpoint_every_steps, total_steps) or preempted
-            if _due(step, config.log_every_steps, total_steps) or save:
-                host_metrics = strategy.metrics_to_host(train_metrics)
-                _check_finite(host_metrics, config, batches, workdir, last_checkpoint)
-            if _due(step, config.log_every_steps, total_steps):
-                scalars = {k: float(v) for k, v in host_metrics.compute().items()
-                           if k != "first_nonfinite_step"}
-                elapsed = time.perf_counter() - window_start
-                scalars["samples_per_s"] = (step - window_step) * config.batch_size / elapsed
-                writer.write_scalars(step, scalars)
-                train_metrics = None
-                window_start, window_step = time.perf_counter(), step
+            log = _due(step, config.log_every_steps, total_steps)
+            if log or save:
+                with progress.paused(state):  # every step so far is done: a window ends
+                    host_metrics = strategy.metrics_to_host(train_metrics)
+                    _check_finite(host_metrics, config, batches, workdir, last_checkpoint)
+                    if log:
+                        _report(writer, step, host_metrics, progress, config.batch_size)
+                        train_metrics = None
             if _due(step, config.eval_every_steps, total_steps):
-                eval_results = evaluate(strategy, run.eval_fn, state, data.test, config)
-                writer.write_scalars(step, eval_results)
-                if config.num_plot_samples > 0:
-                    logical = strategy.logical_state(state)  # a collective: every process
-                    if is_writer:
-                        plotting.write_prediction_figure(
-                            workdir, writer, step, run.predict, logical,
-                            data.test[config.data.resolution], config.num_plot_samples)
+                with progress.paused(state):
+                    eval_results = evaluate(strategy, run.eval_fn, state, data.test, config)
+                    writer.write_scalars(step, eval_results)
+                    if config.num_plot_samples > 0:
+                        logical = strategy.logical_state(state)  # a collective: every process
+                        if is_writer:
+                            plotting.write_prediction_figure(
+                                workdir, writer, step, run.predict, logical,
+                                data.test[config.data.resolution], config.num_plot_samples)
             if save:
-                checkpointer.save(step, strategy.logical_state(state), train_iter, run_facts)
+                with progress.paused(state):
+                    checkpointer.save(step, strategy.logical_state(state), train_iter,
+                                      run_facts)
                 last_checkpoint = step
             if preempted:
                 break
+            if step < total_steps:
+                progress.before_call(state, next_call_size(step))
 
     checkpointer.wait()
     wall_s = time.perf_counter() - train_start
@@ -266,7 +283,7 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: strategies.Stra
         "config": config.to_dict(),
     }
     if is_writer:
-        workdir_lib.write_json_atomic(workdir / "results.json", results)
+        paths.write_json_atomic(workdir / "results.json", results)
     writer.flush()
     logging.info("Done: %s", json.dumps({k: v for k, v in results.items() if k != "config"}))
     return results

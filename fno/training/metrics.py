@@ -37,51 +37,45 @@ NO_STEP = 2**31 - 1  # "no non-finite step seen" for FirstStep
 
 
 @flax.struct.dataclass
-class Count(metrics.Metric):
-    """Number of steps with a property (summed over steps and calls)."""
+class _IntFold(metrics.Metric):
+    """One integer folded over steps, devices and calls with an associative operation:
+    ``_combine`` two values, ``_reduce`` an array of them, ``_identity`` for none."""
 
-    total: jax.Array
+    value: jax.Array
+    _combine = staticmethod(jnp.add)
+    _reduce = staticmethod(jnp.sum)
+    _identity = 0
 
     @classmethod
-    def from_model_output(cls, flag: jax.Array, **_) -> "Count":
-        return cls(total=jnp.sum(flag.astype(jnp.int32)))
+    def from_model_output(cls, values: jax.Array, **_):
+        return cls(value=cls._reduce(values.astype(jnp.int32)))
 
-    def merge(self, other: "Count") -> "Count":
-        return type(self)(total=self.total + other.total)
+    def merge(self, other):
+        return type(self)(value=self._combine(self.value, other.value))
 
-    def reduce(self) -> "Count":
-        return type(self)(total=jnp.sum(self.total))
+    def reduce(self):
+        return type(self)(value=self._reduce(self.value))
 
     def compute(self) -> jax.Array:
-        return self.total
+        return self.value
 
     @classmethod
-    def empty(cls) -> "Count":
-        return cls(total=jnp.zeros((), jnp.int32))
+    def empty(cls):
+        return cls(value=jnp.full((), cls._identity, jnp.int32))
 
 
 @flax.struct.dataclass
-class FirstStep(metrics.Metric):
+class Count(_IntFold):
+    """Number of steps with a property (summed over steps and calls)."""
+
+
+@flax.struct.dataclass
+class FirstStep(_IntFold):
     """The earliest step at which a property held (NO_STEP if never)."""
 
-    step: jax.Array
-
-    @classmethod
-    def from_model_output(cls, step: jax.Array, **_) -> "FirstStep":
-        return cls(step=jnp.min(step))
-
-    def merge(self, other: "FirstStep") -> "FirstStep":
-        return type(self)(step=jnp.minimum(self.step, other.step))
-
-    def reduce(self) -> "FirstStep":
-        return type(self)(step=jnp.min(self.step))
-
-    def compute(self) -> jax.Array:
-        return self.step
-
-    @classmethod
-    def empty(cls) -> "FirstStep":
-        return cls(step=jnp.full((), NO_STEP, jnp.int32))
+    _combine = staticmethod(jnp.minimum)
+    _reduce = staticmethod(jnp.min)
+    _identity = NO_STEP
 
 
 @flax.struct.dataclass
@@ -114,3 +108,22 @@ def eval_metric_names(resolution: int, train_resolution: int) -> dict[str, str]:
     """Names used in metrics.jsonl and results.json for one evaluation resolution."""
     suffix = "" if resolution == train_resolution else f"_s{resolution}"
     return {"rel_l2": f"test_rel_l2{suffix}", "mse": f"test_mse{suffix}"}
+
+
+# TensorBoard tags of the metrics.jsonl names, by prefix (a resolution suffix such as _s128
+# is kept). TensorBoard groups cards by the tag's first component and sorts all cards by
+# tag, so the groups appear as: loss (the relative L2 error that training minimises, on the
+# training batches and the test set), mse, perf, stability.
+_TENSORBOARD_TAGS = {"train_loss": "loss/train", "test_rel_l2": "loss/test",
+                     "train_mse": "mse/train", "test_mse": "mse/test",
+                     "steps_per_sec": "perf/steps_per_sec",
+                     "samples_per_s": "perf/samples_per_s", "uptime": "perf/uptime",
+                     "nonfinite_steps": "stability/nonfinite_steps"}
+
+
+def tensorboard_tag(name: str) -> str:
+    """The TensorBoard tag of the metrics.jsonl name ``name`` (others stay as they are)."""
+    for prefix, tag in _TENSORBOARD_TAGS.items():
+        if name == prefix or (name.startswith(prefix + "_s") and name[len(prefix) + 2:].isdigit()):
+            return tag + name[len(prefix):]
+    return name

@@ -22,9 +22,8 @@ from flax import nnx
 from fno import configuration, registry
 from fno.data import pipeline
 from fno.parallel import strategies
+from fno.parallel.strategies import State
 from fno.training import steps
-
-State = dict[str, Any]
 
 
 @dataclasses.dataclass

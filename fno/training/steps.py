@@ -21,9 +21,8 @@ from flax import nnx
 
 from fno import registry
 from fno.data import normalizer as normalizer_lib
+from fno.parallel.strategies import State
 from fno.training import metrics as metrics_lib
-
-State = dict[str, Any]
 
 
 def create_optimizer(config: ml_collections.ConfigDict,
