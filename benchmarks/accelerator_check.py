@@ -51,7 +51,7 @@ def paper_configs(quick: bool) -> dict[str, Any]:
     if quick:  # one 1D and one 2D config
         del configs["darcy_s141"]
         for name, c in configs.items():
-            c.data.resolution = 17 if name.startswith("darcy") else 64
+            c.data.resolution = 21 if name.startswith("darcy") else 64  # subgrids
             c.batch_size, c.steps_per_call = 4, 2
             c.model.width, c.model.modes, c.model.projection_width = 8, 4, 16
     return configs

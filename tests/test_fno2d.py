@@ -24,9 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def config_2d(mode: str, **overrides):
-    """A small FNO-2D on 16 x 16 in-memory fields (the source is passed to the runner)."""
+    """A small FNO-2D on 16 x 16 in-memory fields (the source is passed to the runner; the
+    config's generated grid, of which 16 is a subgrid, is never made)."""
     return tiny_config_2d(**{"mode": mode, "batch_size": 8, "steps_per_call": 3,
-                             "data.resolution": 16, "data.eval_resolutions": (),
+                             "data.resolution": 16, "data.generate.resolution": 31,
+                             "data.eval_resolutions": (),
                              "log_every_steps": 100, "eval_every_steps": 100,
                              "checkpoint_every_steps": 100, **overrides})
 
