@@ -228,15 +228,27 @@ def env_line(env: dict) -> str:
             f"`GLIBC_TUNABLES={env['glibc_tunables']}`")
 
 
-def cpu_steps() -> list[str]:
-    records = load_jsonl("benchmarks/results/cpu_steps.jsonl")
+def step_cells(path: str, peer_prefix: str) -> tuple[list, dict, str, list[int]]:
+    """A step-time record: its rows, its cells by (impl, s), the peer's impl name and the
+    resolutions fno basic was timed at."""
+    records = load_jsonl(path)
     cells = by_impl(records)
-    peer_impl = next(i for i, _ in cells if i.startswith("neuralop"))
-    resolutions = sorted({s for i, s in cells if i == "fno_basic"})
+    peer_impl = next(i for i, _ in cells if i.startswith(peer_prefix))
+    return records, cells, peer_impl, sorted({s for i, s in cells if i == "fno_basic"})
+
+
+def peer_ratios(cells: dict, peer_impl: str, s: int) -> list[float]:
+    """The peer's ms/step over fno basic's at ``s``, round by round."""
+    return [a["ms_per_step"] / b["ms_per_step"] for a, b in
+            zip(cells[(peer_impl, s)], cells[("fno_basic", s)], strict=True)]
+
+
+def cpu_steps() -> list[str]:
+    records, cells, peer_impl, resolutions = step_cells(
+        "benchmarks/results/cpu_steps.jsonl", "neuralop")
     rows = []
     for s in resolutions:
-        ratio = " / ".join(f"{a['ms_per_step'] / b['ms_per_step']:.2f}×" for a, b in
-                           zip(cells[(peer_impl, s)], cells[("fno_basic", s)], strict=True))
+        ratio = " / ".join(f"{r:.2f}×" for r in peer_ratios(cells, peer_impl, s))
         rows.append([str(s), rounds(cells, peer_impl, s), rounds(cells, "fno_basic", s),
                      rounds(cells, "fno_scan", s), ratio,
                      rounds(cells, "fno_basic", s, "achieved_gflop_s", lambda x: f"{x:.0f}"),
@@ -247,8 +259,7 @@ def cpu_steps() -> list[str]:
     k = cells[("fno_scan", resolutions[0])][0]["steps_per_call"]
     matmul = [r["matmul_gflop_s"] for r in records if "matmul_gflop_s" in r]
     peer_rate = [r["achieved_gflop_s"] for r in records if r["impl"] == peer_impl]
-    ratios = [a["ms_per_step"] / b["ms_per_step"] for s in resolutions for a, b in
-              zip(cells[(peer_impl, s)], cells[("fno_basic", s)], strict=True)]
+    ratios = [r for s in resolutions for r in peer_ratios(cells, peer_impl, s)]
     basic = [r["ms_per_step"] for r in cells[("fno_basic", 1024)]]
     growth = [b["ms_per_step"] / a["ms_per_step"] for a, b in
               zip(cells[("fno_basic", 1024)], cells[("fno_basic", 8192)], strict=True)]
@@ -357,22 +368,18 @@ def multiprocess() -> list[str]:
 
 
 def darcy_steps() -> list[str]:
-    records = load_jsonl("benchmarks/results/darcy_steps.jsonl")
-    cells = by_impl(records)
-    peer_impl = next(i for i, _ in cells if i.startswith("neuraloperator"))
-    resolutions = sorted({s for i, s in cells if i == "fno_basic"})
+    records, cells, peer_impl, resolutions = step_cells(
+        "benchmarks/results/darcy_steps.jsonl", "neuraloperator")
     rows = []
     for s in resolutions:
-        ratio = " / ".join(f"{a['ms_per_step'] / b['ms_per_step']:.2f}×" for a, b in
-                           zip(cells[(peer_impl, s)], cells[("fno_basic", s)], strict=True))
+        ratio = " / ".join(f"{r:.2f}×" for r in peer_ratios(cells, peer_impl, s))
         k = cells[("fno_scan", s)][0]["steps_per_call"]
         rows.append([str(s), rounds(cells, peer_impl, s), rounds(cells, "fno_basic", s),
                      f"{rounds(cells, 'fno_scan', s)} (K={k})", ratio,
                      rounds(cells, "fno_basic", s, "fraction_of_matmul_rate",
                             lambda x: f"{x:.2f}")])
     peer, fno = cells[(peer_impl, resolutions[0])][0], cells[("fno_basic", resolutions[0])][0]
-    ratios = [a["ms_per_step"] / b["ms_per_step"] for s in resolutions for a, b in
-              zip(cells[(peer_impl, s)], cells[("fno_basic", s)], strict=True)]
+    ratios = [r for s in resolutions for r in peer_ratios(cells, peer_impl, s)]
     top = resolutions[-1]
     matmul = [r["matmul_gflop_s"] for r in records if "matmul_gflop_s" in r]
 
