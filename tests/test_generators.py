@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fno
-from fno.data import burgers, darcy, grf, grf2d
+from fno.data import burgers, darcy, grf, grf2d, grf2d_periodic, navier_stokes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Generator:
     small: dict  # a few samples on a coarse grid
     solver: str  # the per-chunk solve a crash is injected into
     draw_inputs: Callable[[int, int, int], np.ndarray]  # (seed, n, s) -> the stored inputs
+    cli_flags: tuple[str, ...] = ()  # settings that keep the command-line run small
 
 
 GENERATORS = {
@@ -30,6 +31,10 @@ GENERATORS = {
     "darcy": Generator(darcy, {"num_samples": 5, "resolution": 21, "seed": 3}, "solve_darcy",
                        lambda seed, n, s: darcy.coefficient(grf2d.sample_field(seed, range(n),
                                                                                s))),
+    "navier_stokes": Generator(
+        navier_stokes, {"num_samples": 3, "resolution": 16, "seed": 3, "final_time": 2.0},
+        "solve_modes", lambda seed, n, s: grf2d_periodic.sample_field(seed, range(n), s),
+        ("--final_time=2",)),
 }
 
 
@@ -95,7 +100,8 @@ def test_cli(gen, tmp_path):
     out = tmp_path / "cli"
     n, s, seed = 3, gen.small["resolution"], gen.small["seed"]
     cmd = [sys.executable, "-m", gen.module.__name__, f"--output_dir={out}",
-           f"--num_samples={n}", f"--resolution={s}", f"--seed={seed}", "--chunk_size=2"]
+           f"--num_samples={n}", f"--resolution={s}", f"--seed={seed}", "--chunk_size=2",
+           *gen.cli_flags]
     root = os.path.dirname(os.path.dirname(os.path.abspath(fno.__file__)))
     env = {**os.environ, "PYTHONPATH": root}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

@@ -51,7 +51,7 @@ import numpy as np
 from absl import flags, logging
 
 import fno
-from fno.data import dataset_dir, generator_cli, grf
+from fno.data import dataset_dir, etdrk4, generator_cli, grf
 
 DEFAULT_NUM_SAMPLES = 2048
 DEFAULT_RESOLUTION = 8192
@@ -111,40 +111,6 @@ def solver_settings(nu: float, t_final: float, *, grid: int | None = None,
     return SolverSettings(grid=int(grid), steps=int(steps))
 
 
-def phi_functions(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """phi_1, phi_2, phi_3 (phi_k(z) = sum_n z^n / (n + k)!) of real z, to full float64 accuracy.
-
-    Direct formulas cancel catastrophically near z = 0; there a 30-term Taylor series is exact
-    to rounding. For |z| >= 1 the recurrences phi_{k+1} = (phi_k - 1/k!) / z lose at most a few
-    digits. (Kassam–Trefethen's contour mean serves the same purpose; the tests use it as an
-    independent check of these values.)
-    """
-    z = np.asarray(z, dtype=np.float64)
-    small = np.abs(z) < 1.0
-    zs = np.where(small, z, 0.0)
-    taylor = [np.zeros_like(z) for _ in range(3)]
-    for n in reversed(range(30)):  # Horner
-        taylor = [t * zs + 1.0 / math.factorial(n + j) for j, t in enumerate(taylor, start=1)]
-    zl = np.where(small, 1.0, z)
-    phi1 = np.expm1(zl) / zl
-    phi2 = (phi1 - 1.0) / zl
-    phi3 = (phi2 - 0.5) / zl
-    return tuple(np.where(small, t, d) for t, d in zip(taylor, (phi1, phi2, phi3), strict=True))
-
-
-def etdrk4_coefficients(h: float | np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """ETDRK4 coefficients (E, E2, Q, f1, f2, f3) for step h and eigenvalues lam: [..., 6, n].
-
-    ``h`` may be an array broadcasting against ``lam`` (e.g. [steps, 1] with lam [n]).
-    """
-    h = np.asarray(h, dtype=np.float64)
-    z = h * np.asarray(lam, dtype=np.float64)
-    q1 = phi_functions(z / 2)[0]
-    p1, p2, p3 = phi_functions(z)
-    return np.stack([np.exp(z), np.exp(z / 2), 0.5 * h * q1, h * (p1 - 3 * p2 + 4 * p3),
-                     h * (p2 - 2 * p3), h * (4 * p3 - p2)], axis=-2)
-
-
 def time_grid(t_final: float, steps: int, grading: float = TIME_GRADING) -> np.ndarray:
     """Graded step times t_n = t_final (n / steps)^grading, n = 0 .. steps."""
     return t_final * (np.arange(steps + 1) / steps) ** grading
@@ -155,7 +121,7 @@ def _coefficient_table(nu: float, t_final: float, settings: SolverSettings) -> n
     k = np.arange(settings.grid // 2 + 1)
     lam = -nu * (2.0 * np.pi * k) ** 2
     hs = np.diff(time_grid(t_final, settings.steps, settings.grading))
-    table = etdrk4_coefficients(hs[:, None], lam)  # [steps, 6, grid // 2 + 1]
+    table = etdrk4.coefficients(hs[:, None], lam)  # [steps, 6, grid // 2 + 1]
     table.setflags(write=False)
     return table
 
@@ -179,15 +145,7 @@ def _solve_batch(u0: jax.Array, table: jax.Array, grid: int) -> jax.Array:
         return nonlinear_symbol * jnp.fft.rfft(u * u, norm="forward")
 
     def step(v, c):
-        e, e2, q, f1, f2, f3 = c
-        nv = nonlinear(v)
-        a = e2 * v + q * nv
-        na = nonlinear(a)
-        b = e2 * v + q * na
-        nb = nonlinear(b)
-        c_ = e2 * a + q * (2 * nb - nv)
-        nc = nonlinear(c_)
-        return e * v + f1 * nv + 2 * f2 * (na + nb) + f3 * nc, None
+        return etdrk4.step(v, nonlinear, c), None
 
     spec = jnp.fft.rfft(u0, norm="forward")
     v = jnp.zeros((u0.shape[0], grid // 2 + 1), spec.dtype).at[:, :kmax + 1].set(
@@ -249,9 +207,7 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
     unknown = set(solver_kw) - {"grid", "steps"}
     if unknown:
         raise TypeError(f"unknown solver settings {sorted(unknown)}; expected grid, steps")
-    if num_samples < 1 or chunk_size < 1 or seed < 0:
-        raise ValueError(f"num_samples and chunk_size must be positive and seed non-negative, "
-                         f"got {num_samples}, {chunk_size}, {seed}")
+    dataset_dir.check_counts(num_samples, chunk_size, seed)
     grf.num_modes(resolution)  # validates the resolution
     settings = solver_settings(nu, t_final, **solver_kw)
     sampler = {"sigma": float(sigma), "tau": float(tau), "gamma": float(gamma)}

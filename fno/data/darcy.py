@@ -354,9 +354,7 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
     ``output_dir`` is refused unless ``overwrite``. The bytes written depend only on the
     arguments, not on ``chunk_size``. Returns the absolute path of the dataset.
     """
-    if num_samples < 1 or chunk_size < 1 or seed < 0:
-        raise ValueError(f"num_samples and chunk_size must be positive and seed non-negative, "
-                         f"got {num_samples}, {chunk_size}, {seed}")
+    dataset_dir.check_counts(num_samples, chunk_size, seed)
     if not (a_pos > 0 and a_neg > 0):
         raise ValueError(f"a_pos and a_neg must be positive, got {a_pos}, {a_neg}")
     PCGSolver(resolution, average=average, rtol=rtol)  # validates resolution, average, rtol

@@ -45,6 +45,14 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def check_counts(num_samples: int, chunk_size: int, seed: int) -> None:
+    """The arguments every generator shares: at least one sample and one per chunk, a seed
+    that ``numpy.random.default_rng([seed, i])`` takes."""
+    if num_samples < 1 or chunk_size < 1 or seed < 0:
+        raise ValueError(f"num_samples and chunk_size must be positive and seed non-negative, "
+                         f"got {num_samples}, {chunk_size}, {seed}")
+
+
 def check_target(out: pathlib.Path, overwrite: bool) -> None:
     """Refuse to replace anything but an empty directory unless ``overwrite``."""
     if not os.path.lexists(out) or overwrite:
@@ -95,12 +103,13 @@ def write_meta(tmp: pathlib.Path, meta: Mapping[str, Any], files: Iterable[str])
 
 def write_pairs(tmp: pathlib.Path, names: tuple[str, str], shape: tuple[int, ...],
                 solve: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
-                chunk_size: int) -> None:
-    """Fill ``tmp/names[0]`` and ``tmp/names[1]`` (float32 ``shape``, samples first) chunk by
-    chunk from ``solve(start, stop) -> (inputs, outputs)``, logging progress with an ETA.
-    A non-finite output stops generation (nothing is committed)."""
-    files = [np.lib.format.open_memmap(tmp / name, mode="w+", dtype=np.float32, shape=shape)
-             for name in names]
+                chunk_size: int, output_shape: tuple[int, ...] | None = None) -> None:
+    """Fill ``tmp/names[0]`` (float32 ``shape``, samples first) and ``tmp/names[1]``
+    (``output_shape``, by default the same) chunk by chunk from
+    ``solve(start, stop) -> (inputs, outputs)``, logging progress with an ETA. A non-finite
+    output stops generation (nothing is committed)."""
+    files = [np.lib.format.open_memmap(tmp / name, mode="w+", dtype=np.float32, shape=size)
+             for name, size in zip(names, (shape, output_shape or shape), strict=True)]
     num_samples = shape[0]
     t0 = time.perf_counter()
     for start in range(0, num_samples, chunk_size):

@@ -14,29 +14,53 @@ generator; see there for why not the paper text's 7^0.75). Arrays are indexed [i
 Solver. Fourier pseudo-spectral on an n x n grid (``solve_resolution``), float64, Galerkin-
 truncated to the 2/3-rule band |k1|, |k2| <= (n - 1) // 3 (initial field included), so the
 quadratic term is computed without aliasing. Time stepping: ETDRK4 (Cox–Matthews; the
-coefficients of :func:`fno.data.burgers.etdrk4_coefficients`) with the viscous term
+coefficients of :func:`fno.data.etdrk4.coefficients`) with the viscous term
 L = -nu 4 pi^2 |k|^2 integrated exactly and N(w) = f - u . grad w explicit. ETD schemes keep
 every equilibrium of L w + N(w) = 0 exactly (so the forced steady state f / (8 pi^2 nu) is held
 to rounding). ``scheme="cn_euler"`` is the released generator's first-order scheme (Crank–
 Nicolson viscosity, explicit Euler advection and forcing), kept for comparison; it needs ``dt``.
 
-Time step. Per sample and per record interval (``record_every``): the interval is split into
-steps = max(MIN_STEPS, ceil(record_every * n * U / cfl)) equal steps, U = max over the grid of
-|u| + |v| at the start of the interval, so the CFL number U dt n stays near ``cfl`` (default
-DEFAULT_CFL) as the flow speeds up or slows down. The linear stability limit of RK4 on the
-advective eigenvalues |k . u| <= 2 pi (n / 3) U is U dt n <= 2.83 * 3 / (2 pi) = 1.35;
-CFL_LIMIT is that less a margin, and a step (given through ``dt`` or reached as the flow
-accelerates within an interval) past it is refused with a ValueError, as is a non-finite
-state. Each sample chooses its own steps (samples that finish an interval first wait), so a
-sample's bytes never depend on the others in its batch. The rule's accuracy was measured,
-not assumed: tests/test_navier_stokes.py (order, exact solutions) and
-benchmarks/navier_stokes_convergence.py (the presets, against finer grids and steps).
+Time step. Per sample and per record interval (``record_every``) the interval is split into
+
+    steps = max(MIN_STEPS, ceil(record_every * max(n, ACCURACY_GRID) * U / cfl))
+
+equal steps, U = max over the grid of |u| + |v| at the start of the interval: the CFL number
+U dt n stays at or below ``cfl`` (default 0.5) as the flow speeds up or slows down, and on grids
+coarser than ACCURACY_GRID = 128 the step is the 128-point one (there accuracy, not stability,
+sets it). Stability: RK4's limit on the advective eigenvalues |k . u| <= 2 pi (n / 3) U is
+U dt n <= 2 sqrt(2) 3 / (2 pi) = 1.35 (CFL_LIMIT). Flows accelerate within an interval (the
+realised CFL number, measured at its end, reached 0.74 at the default 0.5 on every preset) and
+solves stayed stable up to realised CFL numbers ~2, so the margin is >= 1.8 on the linear
+bound. Targets above MAX_CFL = 0.8 are refused (up to ~50% acceleration within an interval
+was seen), and a solve whose CFL number passes 1.35 at the start or end of any interval (an
+explicit ``dt`` too large, or a flow accelerating past the margin) raises a ValueError, as does
+a non-finite state. Each sample
+chooses its own steps (samples that finish an interval first wait, masked), so a sample's bytes
+never depend on the others in its batch.
+
+Measured (float64; relative L2 on the stored 64 x 64 snapshots; two fields of seed 0;
+benchmarks/results/navier_stokes_convergence.json): ETDRK4 is fourth order (the tests observe
+4.03-4.06; cn_euler 1.03-1.05). nu = 1e-3, T = 50: the 64-point default solve against 256
+points at half its step differs by <= 4.1e-8 at the worst snapshot (t = 1, the initial
+transient) and 2.4e-9 at t = 50; the float32 storage rounding is 2.8e-8. Against the released
+scheme at dt = 1e-4 (64 points, t <= 5, against ETDRK4 at cfl 1/16): cn_euler errs by 2-4e-6
+and takes ~85x the time of the default ETDRK4 (4e-8).
 
 Resolution. The stored S x S grid is every (n / S)-th point of the solver's grid: pointwise
 values of the solver's trigonometric polynomial. Exception: the t = 0 snapshot is w0's exact
 point values (all its modes, :func:`fno.data.grf2d_periodic.point_values`), not the solver's
 band-limited copy, as the released data store w0 subsampled from the 256-point field.
-``solve_resolution`` unset: :func:`default_solve_resolution` (see there for the measurement).
+``solve_resolution`` unset: :func:`default_solve_resolution` (64 points for nu >= 1e-3, else
+256, the paper's). Measured on the stored 64-point grid, worst snapshot over the horizon:
+
+    nu = 1e-3, T = 50:  64 vs 256 points 5e-9 (same step)
+    nu = 1e-4, T = 30:  64 vs 256: 2.9e-2, 128 vs 256: 1.4e-3
+    nu = 1e-5, T = 20:  64 vs 256: 7.4e-2, 128 vs 384: 2.3e-2, 256 vs 384: 2.4e-3
+
+A resolution guard: the square root of the share of the band's enstrophy in its outer third
+(max |k_i| > 2 kmax / 3, t >= record_every) tracked the error against the next finer grid
+(0.35-1x it in the runs above: 0.07 / 0.031 / 0.0067 at 64 / 128 / 256 points for nu = 1e-5),
+so a solve where it passes ``tail_limit`` (default 0.01) is refused as unresolved.
 
 Dataset layout (see :func:`generate_dataset`), written atomically through
 :mod:`fno.data.dataset_dir`:
@@ -51,8 +75,8 @@ Dataset layout (see :func:`generate_dataset`), written atomically through
 
     python -m fno.data.navier_stokes --output_dir=DIR [--num_samples=1200 --resolution=64
         --nu=1e-3 --final_time=50 --record_every=1 --seed=0 --solve_resolution=n
-        --cfl=0.5 --dt=... --scheme=etdrk4 --sigma=18.52 --tau=7 --alpha=2.5 --chunk_size=16
-        --overwrite]
+        --cfl=0.5 --dt=... --scheme=etdrk4 --tail_limit=0.01 --sigma=18.52 --tau=7
+        --alpha=2.5 --chunk_size=16 --overwrite]
 
 Paper presets (``PRESETS``): nu = 1e-3 to T = 50, 1e-4 to T = 30, 1e-5 to T = 20, at S = 64.
 """
@@ -63,7 +87,6 @@ import functools
 import math
 import os
 import pathlib
-import time
 from typing import Any
 
 import jax
@@ -72,9 +95,8 @@ import numpy as np
 from absl import flags, logging
 
 import fno
-from fno.data import dataset_dir, generator_cli
+from fno.data import dataset_dir, etdrk4, generator_cli
 from fno.data import grf2d_periodic as grf
-from fno.data.burgers import etdrk4_coefficients
 
 DEFAULT_NUM_SAMPLES = 1200  # the paper's 1000 training + 200 test trajectories
 DEFAULT_RESOLUTION = 64
@@ -91,8 +113,18 @@ FORCING_AMPLITUDE = 0.1
 SCHEMES = ("etdrk4", "cn_euler")
 DEFAULT_SCHEME = "etdrk4"
 DEFAULT_CFL = 0.5
-CFL_LIMIT = {"etdrk4": 1.2, "cn_euler": 1.0}
+MAX_CFL = 0.8  # the largest target accepted (flows accelerate within an interval)
+# Linear stability limit of the CFL number (|u| + |v|) dt n at the start of a step: RK4's
+# 2 sqrt(2) on |k . u| <= 2 pi (n / 3) (|u| + |v|); explicit Euler (cn_euler) has none for pure
+# advection (only the viscosity damps it), so 1 is a plain guard there.
+CFL_LIMIT = {"etdrk4": 2.0 * math.sqrt(2.0) * 3.0 / (2.0 * math.pi), "cn_euler": 1.0}
 MIN_STEPS = 4  # per record interval
+# The CFL rule counts at least this many points per axis: on coarser solver grids the step is
+# set by accuracy, not stability (module docstring).
+ACCURACY_GRID = 128
+# sqrt of the share of the band's enstrophy in its outer third (max |k_i| > 2 kmax / 3) above
+# which a solve is refused as unresolved; measured against finer grids (module docstring).
+DEFAULT_TAIL_LIMIT = 0.01
 FILES = ("w0.npy", "w.npy")  # input (initial vorticity), output (trajectory, time last)
 TIMES_FILE = "t.npy"
 
@@ -107,10 +139,10 @@ def band(grid: int) -> int:
     return (grid - 1) // 3
 
 
-def forcing(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """f(x, y) = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))."""
+def forcing(x: np.ndarray, y: np.ndarray, amplitude: float = FORCING_AMPLITUDE) -> np.ndarray:
+    """f(x, y) = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y)) (0.1: ``amplitude``)."""
     s = 2.0 * np.pi * (np.asarray(x) + np.asarray(y))
-    return FORCING_AMPLITUDE * (np.sin(s) + np.cos(s))
+    return amplitude * (np.sin(s) + np.cos(s))
 
 
 def grid_points(resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,14 +152,10 @@ def grid_points(resolution: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def default_solve_resolution(nu: float, resolution: int) -> int:
-    """The solver grid for ``nu``: the smallest multiple of ``resolution`` >= 64 (nu >= 1e-3),
-    128 (nu >= 1e-4) or 256 (below).
-
-    Measured (benchmarks/navier_stokes_convergence.py, JSON in benchmarks/results): at
-    nu = 1e-3 a 64-point solve differs from a 256-point one by ~1e-9 relative L2 on the stored
-    grid over T = 50, far below float32 storage rounding; at nu = 1e-4 and 1e-5 see the JSON.
-    """
-    floor = 64 if nu >= 1e-3 else 128 if nu >= 1e-4 else 256
+    """The solver grid for ``nu``: the smallest multiple of ``resolution`` >= 64 points for
+    nu >= 1e-3 (converged to ~5e-9 there), else >= 256 (the paper's; measured errors in the
+    module docstring)."""
+    floor = 64 if nu >= 1e-3 else 256
     return resolution * max(1, math.ceil(floor / resolution))
 
 
@@ -152,9 +180,10 @@ def check_settings(*, nu: float, final_time: float, record_every: float, resolut
                          f"resolution={resolution} (the stored grid is subsampled from it)")
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    if not 0 < cfl <= CFL_LIMIT[scheme]:
-        raise ValueError(f"cfl={cfl} is outside (0, {CFL_LIMIT[scheme]}], the {scheme} "
-                         f"stability limit with a margin")
+    if not 0 < cfl <= MAX_CFL:
+        raise ValueError(f"cfl={cfl} is outside (0, {MAX_CFL}]: the flow accelerates within a "
+                         f"record interval, so a larger target leaves no margin to the "
+                         f"stability limit {CFL_LIMIT['etdrk4']:.2f}")
     if dt is not None and not 0 < dt <= record_every:
         raise ValueError(f"dt must lie in (0, record_every={record_every}], got {dt}")
     if scheme == "cn_euler" and dt is None:
@@ -182,9 +211,9 @@ def _symbols(grid: int) -> dict[str, np.ndarray]:
             "weight": np.where((ky == 0) | (2 * ky == grid), 1.0, 2.0) * np.ones_like(kx)}
 
 
-def forcing_coefficients(grid: int) -> np.ndarray:
+def forcing_coefficients(grid: int, amplitude: float = FORCING_AMPLITUDE) -> np.ndarray:
     """f in rfft2 layout (norm="forward") on ``grid`` points: complex128 [grid, grid//2 + 1]."""
-    return np.fft.rfft2(forcing(*grid_points(grid)), norm="forward")
+    return np.fft.rfft2(forcing(*grid_points(grid), amplitude), norm="forward")
 
 
 def _nonlinear(w: jax.Array, sym: dict[str, jax.Array], f_hat: jax.Array) -> jax.Array:
@@ -210,15 +239,7 @@ def _advance(w: jax.Array, table: jax.Array, steps: jax.Array, f_hat: jax.Array,
     def step(v):
         if scheme == "cn_euler":
             return table[:, 0] * v + table[:, 1] * nonlinear(v)
-        e, e2, q, f1, f2, f3 = (table[:, i] for i in range(6))
-        nv = nonlinear(v)
-        a = e2 * v + q * nv
-        na = nonlinear(a)
-        b = e2 * v + q * na
-        nb = nonlinear(b)
-        c = e2 * a + q * (2.0 * nb - nv)
-        nc = nonlinear(c)
-        return e * v + f1 * nv + 2.0 * f2 * (na + nb) + f3 * nc
+        return etdrk4.step(v, nonlinear, jnp.moveaxis(table, 1, 0))
 
     def body(i, v):
         return jnp.where((i < steps)[:, None, None], step(v), v)
@@ -247,7 +268,7 @@ def _coefficient_table(scheme: str, h: np.ndarray, lam: np.ndarray) -> np.ndarra
     shape = lam.shape
     lam = lam.ravel()
     if scheme == "etdrk4":
-        table = etdrk4_coefficients(h[:, None], lam)  # [B, 6, n m]
+        table = etdrk4.coefficients(h[:, None], lam)  # [B, 6, n m]
     else:
         z = h[:, None] * lam  # w' = (1 + z / 2) / (1 - z / 2) w + h / (1 - z / 2) N(w)
         table = np.stack([(1.0 + 0.5 * z) / (1.0 - 0.5 * z), h[:, None] / (1.0 - 0.5 * z)],
@@ -258,17 +279,19 @@ def _coefficient_table(scheme: str, h: np.ndarray, lam: np.ndarray) -> np.ndarra
 def step_counts(speed: np.ndarray, *, grid: int, record_every: float, cfl: float,
                 dt: float | None) -> np.ndarray:
     """Steps per record interval for each sample: ceil(record_every / dt) when dt is given,
-    else max(MIN_STEPS, ceil(record_every * grid * speed / cfl))."""
+    else max(MIN_STEPS, ceil(record_every * max(grid, ACCURACY_GRID) * speed / cfl))."""
     speed = np.asarray(speed, dtype=np.float64)
     if dt is not None:
         return np.full(speed.shape, max(1, math.ceil(record_every / dt - 1e-9)), np.int64)
-    return np.maximum(MIN_STEPS, np.ceil(record_every * grid * speed / cfl)).astype(np.int64)
+    points = max(grid, ACCURACY_GRID)
+    return np.maximum(MIN_STEPS, np.ceil(record_every * points * speed / cfl)).astype(np.int64)
 
 
 def solve_spectral(w_hat: np.ndarray, *, nu: float, final_time: float,
                    record_every: float = DEFAULT_RECORD_EVERY, stride: int = 1,
                    scheme: str = DEFAULT_SCHEME, cfl: float = DEFAULT_CFL,
                    dt: float | None = None, tail_limit: float | None = None,
+                   forcing_amplitude: float = FORCING_AMPLITUDE,
                    batch_size: int = DEFAULT_BATCH_SIZE,
                    stats: dict | None = None) -> np.ndarray:
     """Vorticity snapshots at t_j = j record_every (j = 0 .. T) on every ``stride``-th point of
@@ -290,7 +313,7 @@ def solve_spectral(w_hat: np.ndarray, *, nu: float, final_time: float,
                              dt=dt)
     sym = _symbols(n)
     lam = nu * sym["lam"]
-    f_hat = forcing_coefficients(n)
+    f_hat = forcing_coefficients(n, forcing_amplitude)
     num = len(w_hat)
     out = np.empty((num, n // stride, n // stride, records + 1))
     diag = {k: np.zeros(num) for k in ("steps", "max_cfl", "max_speed", "max_tail")}
@@ -316,6 +339,8 @@ def solve_spectral(w_hat: np.ndarray, *, nu: float, final_time: float,
                     diag["max_cfl"][stop] = np.maximum(diag["max_cfl"][stop],
                                                        speed[:rows] * last_h[:rows] * n)
                 diag["max_speed"][stop] = np.maximum(diag["max_speed"][stop], speed[:rows])
+                if j == 0:  # the tail of w0 itself is the data's, not a resolution issue
+                    tail = np.zeros_like(tail)
                 diag["max_tail"][stop] = np.maximum(diag["max_tail"][stop], tail[:rows])
                 if tail_limit is not None and tail[:rows].max() > tail_limit:
                     raise ValueError(f"unresolved: at t={t:g} the outer third of the 2/3 band "
@@ -342,8 +367,8 @@ def _check_cfl(numbers: np.ndarray, scheme: str, t: float) -> None:
     worst = float(np.max(numbers, initial=0.0))
     if worst > CFL_LIMIT[scheme]:
         raise ValueError(f"unstable time step: CFL number (|u| + |v|) dt n = {worst:.3g} at "
-                         f"t={t:g} exceeds the {scheme} limit {CFL_LIMIT[scheme]}; lower dt "
-                         f"(or leave dt unset for the CFL rule)")
+                         f"t={t:g} exceeds the {scheme} limit {CFL_LIMIT[scheme]:.2f}; lower dt "
+                         f"(or leave it unset for the CFL rule), cfl or record_every")
 
 
 def solve_navier_stokes(w0: np.ndarray, *, nu: float = DEFAULT_NU,
@@ -400,19 +425,17 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
                      record_every: float = DEFAULT_RECORD_EVERY,
                      solve_resolution: int | None = None, scheme: str = DEFAULT_SCHEME,
                      cfl: float = DEFAULT_CFL, dt: float | None = None,
-                     sigma: float = grf.DEFAULT_SIGMA, tau: float = grf.DEFAULT_TAU,
-                     alpha: float = grf.DEFAULT_ALPHA, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                     tail_limit: float = DEFAULT_TAIL_LIMIT, sigma: float = grf.DEFAULT_SIGMA,
+                     tau: float = grf.DEFAULT_TAU, alpha: float = grf.DEFAULT_ALPHA,
+                     chunk_size: int = DEFAULT_CHUNK_SIZE,
                      overwrite: bool = False) -> pathlib.Path:
     """Generate ``num_samples`` vorticity trajectories on the S x S grid into a directory.
 
-    Written atomically (:mod:`fno.data.dataset_dir`): nothing appears under ``output_dir``
-    until it is complete, an exception removes the temporary copy, and an existing non-empty
-    ``output_dir`` is refused unless ``overwrite``. The bytes written depend only on the
-    arguments, not on ``chunk_size``. Returns the absolute path of the dataset.
+    Atomic and never replacing data silently, as every generator (:mod:`fno.data.dataset_dir`);
+    each sample picks its own time steps, so the bytes depend only on the arguments, not on
+    ``chunk_size``. Returns the absolute path of the dataset.
     """
-    if num_samples < 1 or chunk_size < 1 or seed < 0:
-        raise ValueError(f"num_samples and chunk_size must be positive and seed non-negative, "
-                         f"got {num_samples}, {chunk_size}, {seed}")
+    dataset_dir.check_counts(num_samples, chunk_size, seed)
     if not (sigma > 0 and tau > 0 and alpha > 0):
         raise ValueError(f"sigma, tau and alpha must be positive, got {sigma}, {tau}, {alpha}")
     if solve_resolution is None and isinstance(resolution, int | np.integer) and nu > 0:
@@ -420,41 +443,33 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
     records = check_settings(nu=nu, final_time=final_time, record_every=record_every,
                              resolution=resolution, solve_resolution=solve_resolution,
                              scheme=scheme, cfl=cfl, dt=dt)
+    if not tail_limit > 0:
+        raise ValueError(f"tail_limit must be positive (1 disables the check), got {tail_limit}")
     out = dataset_dir.resolve_target(output_dir, overwrite)
     law = {"sigma": float(sigma), "tau": float(tau), "alpha": float(alpha)}
     times = np.arange(records + 1) * float(record_every)
     solver = {"scheme": scheme, "cfl": float(cfl), "dt": dt, "solve_resolution": solve_resolution,
-              "record_every": float(record_every)}
+              "record_every": float(record_every), "tail_limit": float(tail_limit)}
     logging.info("generating %d Navier-Stokes trajectories at s=%d (nu=%g, T=%g, solved at "
                  "n=%d, %s) -> %s", num_samples, resolution, nu, final_time, solve_resolution,
                  scheme, out)
     shape = (num_samples, resolution, resolution)
     totals = {"steps": 0.0, "max_cfl": 0.0, "max_speed": 0.0, "max_tail": 0.0}
     with dataset_dir.staging(out, overwrite=overwrite) as tmp:
-        w0_file = np.lib.format.open_memmap(tmp / FILES[0], mode="w+", dtype=np.float32,
-                                            shape=shape)
-        w_file = np.lib.format.open_memmap(tmp / FILES[1], mode="w+", dtype=np.float32,
-                                           shape=(*shape, records + 1))
         np.save(tmp / TIMES_FILE, times)
-        t0 = time.perf_counter()
-        for start in range(0, num_samples, chunk_size):
-            stop = min(start + chunk_size, num_samples)
+
+        def solve(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             modes = np.stack([grf.sample_modes(seed, i, **law) for i in range(start, stop)])
             stats: dict = {}
             w = solve_modes(modes, resolution=resolution, nu=nu, final_time=final_time,
                             stats=stats, **solver)
-            w_file[start:stop] = w
-            w0_file[start:stop] = w[..., 0]
             totals["steps"] += float(stats["steps"].sum())
             for key in ("max_cfl", "max_speed", "max_tail"):
                 totals[key] = max(totals[key], float(stats[key].max()))
-            rate = stop / (time.perf_counter() - t0)
-            logging.info("generated %d/%d trajectories (%.0f%%), %.3f trajectories/s, ETA "
-                         "%.1f s", stop, num_samples, 100.0 * stop / num_samples, rate,
-                         (num_samples - stop) / rate)
-        for array in (w0_file, w_file):
-            array.flush()
-        del w0_file, w_file
+            return w[..., 0], w
+
+        dataset_dir.write_pairs(tmp, FILES, shape, solve, chunk_size,
+                                output_shape=(*shape, records + 1))
         meta = {
             "pde": "navier_stokes",
             "equation": "w_t + u.grad w = nu Lap w + f on [0,1)^2 periodic, u = (psi_y, "
@@ -470,6 +485,7 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
             "scheme": scheme,
             "cfl": float(cfl),
             "dt": None if dt is None else float(dt),
+            "tail_limit": float(tail_limit),
             "initial_condition": "w0 = Re sum_{0 < max|k_i| <= K} sigma (4 pi^2 |k|^2 + "
                                  "tau^2)^(-alpha/2) (xi_k + i eta_k) exp(2 pi i k.x), K = "
                                  f"{grf.DEFAULT_MAX_MODE}, xi, eta iid N(0, 1); sample i from "
@@ -484,7 +500,7 @@ def generate_dataset(output_dir: str | os.PathLike, *, num_samples: int = DEFAUL
                        "scheme": scheme, "precision": "float64",
                        "band": band(solve_resolution),
                        "time_step": "per sample and record interval: max(4, ceil(record_every"
-                                    " n (|u|+|v|)max / cfl)) steps" if dt is None else
+                                    " max(n, 128) (|u|+|v|)max / cfl)) steps" if dt is None else
                                     f"fixed dt {dt}",
                        "total_steps": int(totals["steps"]), "max_cfl": totals["max_cfl"],
                        "max_speed": totals["max_speed"],
@@ -515,6 +531,8 @@ def _define_flags() -> None:
                       "released first-order scheme; needs --dt).")
     flags.DEFINE_float("cfl", DEFAULT_CFL, "Target CFL number (|u|+|v|) dt n per interval.")
     flags.DEFINE_float("dt", None, "Fixed time step instead of the CFL rule.")
+    flags.DEFINE_float("tail_limit", DEFAULT_TAIL_LIMIT, "Refuse a solve whose outer band "
+                       "third holds more of the vorticity norm (1 disables).")
     flags.DEFINE_float("sigma", grf.DEFAULT_SIGMA, "Initial-field amplitude (released code "
                        "7^1.5; the paper's text 7^0.75).")
     flags.DEFINE_float("tau", grf.DEFAULT_TAU, "Initial-field inverse length tau.")
