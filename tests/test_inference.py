@@ -201,6 +201,7 @@ def test_fno2d_with_normaliser_loads_predicts_and_exports(darcy_dataset, tmp_pat
 
 
 # --- user mistakes: one line, exit status 1, nothing overwritten ---------------------------
+@pytest.mark.slow
 def test_predict_mistakes_are_one_line(trained, dataset, tmp_path):
     x, _ = test_split(dataset, 64)
     np.save(tmp_path / "x.npy", x)
@@ -236,6 +237,7 @@ def test_predict_mistakes_are_one_line(trained, dataset, tmp_path):
     assert not (tmp_path / "o.npy").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_and_export_mistakes_are_one_line(trained, tmp_path):
     existing = tmp_path / "m.fnox"
     existing.write_bytes(b"keep me")

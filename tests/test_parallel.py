@@ -111,6 +111,7 @@ def relative_difference(a, b) -> float:
     return float(np.linalg.norm(flat_a - flat_b) / np.linalg.norm(flat_b))
 
 
+@pytest.mark.slow
 def test_summed_loss_weighs_the_decay_as_the_released_code(source):
     """loss_reduction="sum" multiplies the gradient by the global batch size B before the
     coupled decay is added: as Adam ignores a common scale (up to its epsilon), that equals

@@ -138,6 +138,7 @@ def test_checkpoint_from_model_sharded_mesh_restores_on_another_mesh(source, tmp
             assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim)
 
 
+@pytest.mark.slow
 def test_end_to_end_model_and_spatial_sharded_run(dataset, tmp_path):
     """The whole loop (1-D eval masks, eval at another resolution, figures, checkpoints) on
     a 2x2x2 mesh with channels and grid sharded."""

@@ -31,6 +31,7 @@ def run_main(workdir, *args, devices: int = 8, timeout: int = 240):
 
 # Through the command line in four modes; all six run the same loop in-process in
 # test_modes_reach_the_same_parameters.
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["basic", "scan", "pmap", "mesh_scan"])
 def test_every_mode_through_main(mode, dataset, tmp_path):
     result = run_main(tmp_path, f"--config={ROOT}/configs/tiny.py", f"--config.mode={mode}",
