@@ -24,7 +24,7 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
-from fno.data import burgers, darcy, grf
+from fno.data import burgers, darcy, grf, grf2d_periodic, navier_stokes
 from fno.errors import FnoError
 from fno.models.base import FNO
 from fno.models.fno1d import FNO1d
@@ -74,6 +74,21 @@ def _burgers_cache_name(gen: ml_collections.ConfigDict) -> str:
     return name
 
 
+def _navier_stokes_cache_name(gen: ml_collections.ConfigDict) -> str:
+    """Viscosity, horizon and snapshot spacing name a preset; another initial-condition law or
+    an explicit solve grid add a suffix."""
+    name = (f"navier_stokes_n{gen.num_samples}_s{gen.resolution}_nu{gen.nu:g}"
+            f"_t{gen.final_time:g}_rec{gen.record_every:g}_seed{gen.seed}")
+    law = (gen.sigma, gen.tau, gen.alpha)
+    defaults = (grf2d_periodic.DEFAULT_SIGMA, grf2d_periodic.DEFAULT_TAU,
+                grf2d_periodic.DEFAULT_ALPHA)
+    if law != defaults:
+        name += "_grf{:g}-{:g}-{:g}".format(*law)
+    if gen.get("solve_resolution") is not None:
+        name += f"_solve{gen.solve_resolution}"
+    return name
+
+
 PROBLEMS: dict[str, Problem] = {
     "burgers": Problem(
         grid_rank=1, grid="periodic", generate=burgers.generate_dataset,
@@ -94,6 +109,20 @@ PROBLEMS: dict[str, Problem] = {
         meta_keys=("num_samples", "resolution", "seed", "a_pos", "a_neg"),
         cache_name=lambda g: (f"darcy_n{g.num_samples}_s{g.resolution}"
                               f"_psi{g.a_pos:g}-{g.a_neg:g}_seed{g.seed}")),
+    # Trajectories: the initial vorticity in, every snapshot (t = 0 included) out as channels.
+    "navier_stokes": Problem(
+        grid_rank=2, grid="periodic", generate=navier_stokes.generate_dataset,
+        settings={"num_samples": navier_stokes.DEFAULT_NUM_SAMPLES,
+                  "resolution": navier_stokes.DEFAULT_RESOLUTION,
+                  "seed": navier_stokes.DEFAULT_SEED, "nu": navier_stokes.DEFAULT_NU,
+                  "final_time": navier_stokes.DEFAULT_FINAL_TIME,
+                  "record_every": navier_stokes.DEFAULT_RECORD_EVERY,
+                  "sigma": grf2d_periodic.DEFAULT_SIGMA, "tau": grf2d_periodic.DEFAULT_TAU,
+                  "alpha": grf2d_periodic.DEFAULT_ALPHA,
+                  "solve_resolution": config_dict.placeholder(int)},
+        meta_keys=("num_samples", "resolution", "seed", "nu", "final_time", "record_every",
+                   "sigma", "tau", "alpha"),
+        cache_name=_navier_stokes_cache_name),
     "file": Problem(grid_rank=None, grid="auto"),
 }
 
