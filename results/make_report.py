@@ -487,6 +487,39 @@ def burgers_convergence() -> list[str]:
             "    python benchmarks/burgers_convergence.py"]
 
 
+def navier_stokes_convergence() -> list[str]:
+    d = load_json("benchmarks/results/navier_stokes_convergence.json")
+    rows = []
+    for preset in (v for k, v in d.items() if k.startswith("nu=")):
+        g = preset["grids"]
+        by = {(x["solve_resolution"], x["cfl"]): x for x in g["settings"]}
+
+        def worst(x: dict) -> str:
+            return err(max(x["rel_l2_vs_reference"]["max_over_time"]))
+
+        finer = preset["finer"]
+        top = next(x for x in finer["settings"] if x["solve_resolution"] == 256)
+        vs = next(v for k, v in top.items() if k.startswith("rel_l2_vs_"))
+        rows.append([f"{preset['nu']:g}", f"{preset['final_time']:g}",
+                     str(preset["default_solve_resolution"]), worst(by[(64, 0.5)]),
+                     worst(by[(64, 0.25)]), worst(by[(128, 0.5)]),
+                     " / ".join(f"{by[(s, 0.5)]['seconds_per_trajectory']:.1f}"
+                                for s in (64, 128, 256)),
+                     f"{top['solve_resolution']} vs {finer['reference_resolution']}: "
+                     f"{err(max(vs['max_over_time']))} ({finer['label'].split(',')[0]})"])
+    f32 = max(max(v["grids"]["float32_storage_rel_l2"]["max_over_time"])
+              for k, v in d.items() if k.startswith("nu="))
+    return [*table(["ν", "T", "default solve grid", "64², CFL 0.5", "64², CFL 0.25",
+                    "128², CFL 0.5", "s per trajectory at 64/128/256", "256² against finer"],
+                   rows), "",
+            "Largest relative L2 error of a stored 64² snapshot (over all snapshots, two "
+            "initial fields) against the same fields solved at 256² with CFL 0.5; the last "
+            f"column checks the 256² reference itself. float32 storage rounds by {err(f32)}. "
+            f"{d['machine']['cpus']} vCPUs ({d['machine']['note']}). Record: "
+            "`benchmarks/results/navier_stokes_convergence.json`.", "",
+            "    python benchmarks/navier_stokes_convergence.py"]
+
+
 def generation() -> list[str]:
     return measured("generate_burgers_default", "generate_burgers_v1000", "generate_darcy")
 
@@ -499,7 +532,8 @@ def quick_runs() -> list[str]:
 BLOCKS = {f.__name__: f for f in (
     side_by_side, burgers_mean_loss, darcy_paper, darcy_side_by_side, quick_runs, cpu_steps,
     cpu_variants, modes_cpu, scan_sweep, loop_overhead, host_memory, multiprocess, darcy_steps,
-    bf16_accuracy, memory_1d, memory_2d, burgers_convergence, generation)}
+    bf16_accuracy, memory_1d, memory_2d, burgers_convergence, navier_stokes_convergence,
+    generation)}
 
 
 # ---------------------------------------------------------------------------------------------
