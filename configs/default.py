@@ -105,7 +105,8 @@ def get_config() -> ml_collections.ConfigDict:
     data.generate = registry.generate_config(data.get_ref("name"))
 
     config.model = model = ml_collections.ConfigDict()
-    # The model (fno.registry.MODELS): "fno1d" or "fno2d"; its grid rank must match the data.
+    # The model (fno.registry.MODELS): "fno1d", "fno2d" or "fno3d"; its grid rank must match
+    # the data.
     model.name = "fno1d"
     model.width = 64
     model.modes = 16

@@ -16,6 +16,7 @@ from fno import registry
 from fno.data.sources import supported_resolutions
 from fno.errors import FnoError
 from fno.models.fno2d import resolve_spectral_impl_2d
+from fno.models.fno3d import resolve_spectral_impl_3d
 from fno.models.layers import check_settings
 from fno.parallel.sharding import GRID_AXES, axis_rules, check_mesh_shape
 from fno.parallel.strategies import DATA_AXIS, MODES, Strategy
@@ -158,16 +159,22 @@ def _validate_mesh(config: ml_collections.ConfigDict) -> None:
                            f"one mesh axis per grid axis")
 
 
+# The spectral path a model of each grid rank above 1 takes on a cube of side r.
+_SPECTRAL_IMPL = {2: lambda impl, r: resolve_spectral_impl_2d(impl, r, r),
+                  3: lambda impl, r: resolve_spectral_impl_3d(impl, r, r, r)}
+
+
 def validate_for_devices(config: ml_collections.ConfigDict, strategy: Strategy) -> None:
     """Checks that depend on how many devices and processes the mode splits the batch over."""
     layout = getattr(strategy, "layout", None)
     if layout is not None:
-        if (jax.default_backend() == "cpu" and registry.grid_rank(config) == 2
-                and layout.mesh_axis("grid_y")
-                and any(resolve_spectral_impl_2d(config.model.spectral_impl, r, r) == "fft"
+        rank = registry.grid_rank(config)
+        inner = [a for a in GRID_AXES[1:rank] if layout.mesh_axis(a)]
+        if (jax.default_backend() == "cpu" and inner and rank in _SPECTRAL_IMPL
+                and any(_SPECTRAL_IMPL[rank](config.model.spectral_impl, r) == "fft"
                         for r in _resolutions(config))):
-            raise FnoError("config.spatial_sharding: XLA:CPU's FFT cannot take a sharded last "
-                           "grid axis (y); shard only x or use config.model.spectral_impl="
+            raise FnoError("config.spatial_sharding: XLA:CPU's FFT can take a sharded first "
+                           "grid axis (x) only; shard only x or use config.model.spectral_impl="
                            "'dft'")
         model_axis = layout.mesh_axis("hidden")
         ways = layout.axis_size(model_axis)

@@ -29,8 +29,9 @@ from fno.errors import FnoError
 from fno.models.base import FNO
 from fno.models.fno1d import FNO1d
 from fno.models.fno2d import FNO2d
+from fno.models.fno3d import FNO3d
 
-MODELS: dict[str, type[FNO]] = {"fno1d": FNO1d, "fno2d": FNO2d}
+MODELS: dict[str, type[FNO]] = {"fno1d": FNO1d, "fno2d": FNO2d, "fno3d": FNO3d}
 GRIDS = ("periodic", "vertex")
 
 

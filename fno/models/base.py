@@ -121,19 +121,28 @@ class FNO(nnx.Module):
         channels = self._input_channels(u)  # [in_channels, batch, *grid]
         shape = channels.shape[1:]
         coords = [jnp.broadcast_to(c, shape) for c in self.grid_points(shape[1:], u.dtype)]
-        h = constrain(self.apply_dense(self.lift, jnp.concatenate([channels, jnp.stack(coords)])),
-                      hidden)
+        h = constrain(self.pad_hidden(
+            self.apply_dense(self.lift, jnp.concatenate([channels, jnp.stack(coords)]))), hidden)
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise,
                                                        strict=True)):
             h = constrain(spectral(h) + self.apply_dense(pointwise, h), hidden)
             if i < last:
                 h = act(h)
-        h = act(constrain(self.apply_dense(self.project_hidden, h), hidden))
+        h = act(constrain(self.apply_dense(self.project_hidden, self.crop_hidden(h)), hidden))
         out = self.apply_dense(self.project_out, h).astype(out_dtype)  # [out, batch, *grid]
         if self.out_channels == 1:
             return constrain(out[0], ("batch", *grid))
         return constrain(jnp.moveaxis(out, 0, -1), ("batch", *grid, None))
+
+    def pad_hidden(self, h: jax.Array) -> jax.Array:
+        """The lifted state before the Fourier layers; a model whose grid is not periodic
+        along an axis pads it here (and crops it in :meth:`crop_hidden`)."""
+        return h
+
+    def crop_hidden(self, h: jax.Array) -> jax.Array:
+        """The state after the Fourier layers, before the projection (see ``pad_hidden``)."""
+        return h
 
     def _input_channels(self, u: jax.Array) -> jax.Array:
         """``u`` as channel-first ``[in_channels, batch, *grid]``, its shape checked."""
