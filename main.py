@@ -5,8 +5,8 @@
     python main.py --config=configs/quickstart.py --workdir=/tmp/fno --config.mode=scan
 
 This file is intentionally kept short: it parses flags, sets up logging and the distributed
-runtime, and calls ``training.loop.train_and_evaluate``. User mistakes (bad config values, files,
-checkpoints) end in a one-line error and exit status 1.
+runtime, and calls ``fno.training.loop.train_and_evaluate``. User mistakes (bad config
+values, files, checkpoints) end in a one-line error and exit status 1.
 """
 
 import logging as py_logging
@@ -96,9 +96,9 @@ def exit_now(message: str, traceback: bool, everyone: bool) -> None:
     at an fno barrier stop with it and come here too), then all processes that are failing
     leave together through a short barrier and JAX's shutdown, so none is aborted by
     another's exit. ``everyone``: all processes raised this error at one agreement point
-    (:mod:`collective`), so they all come. A peer stuck inside a device collective never
-    does; this process then leaves alone after 5 s and the coordination service stops that
-    peer once this process is gone.
+    (:mod:`fno.parallel.collective`), so they all come. A peer stuck inside a device
+    collective never does; this process then leaves alone after a short wait and the
+    coordination service stops that peer once this process is gone.
     """
     from fno.parallel import collective
 

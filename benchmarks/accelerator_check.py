@@ -11,7 +11,8 @@ script exits non-zero after the others ran):
   (configs/darcy_paper.py), with the fraction of the measured float32 matmul rate;
 * ``spectral``: the FFT against the truncated-DFT spectral path at the same configs;
 * ``dtype``: float32 against bfloat16 compute, the step time and the test relative L2 after
-  the same short training run (training.loop.train_and_evaluate on a small generated Burgers set);
+  the same short training run (fno.training.loop.train_and_evaluate on a small generated
+  Burgers set);
 * ``sweep``: loop vs scan at batch 1/4/16/64 and K 1/4/16/64 with the fitted per-step device
   time t_dev and per-call overhead t_sync (step_timing.sweep: T = N (t_dev + t_sync / K));
 * ``memory``: the device's peak memory after all of the above (where the backend reports it).

@@ -150,9 +150,12 @@ def generate_config(name: config_dict.FieldReference) -> ml_collections.ConfigDi
     gives Darcy's defaults, and any problem's setting can be overridden on the command line;
     :func:`generate_settings` refuses one that the chosen problem does not have."""
     kinds: dict[str, type] = {}
-    for registered in PROBLEMS.values():
+    for problem_name, registered in PROBLEMS.items():
         for key, value in registered.settings.items():
-            kinds.setdefault(key, _kind(value))
+            if kinds.setdefault(key, _kind(value)) is not _kind(value):
+                raise FnoError(f"problem {problem_name!r} registers setting {key!r} as "
+                               f"{_kind(value).__name__}, another problem as "
+                               f"{kinds[key].__name__}; one name, one type")
     gen = ml_collections.ConfigDict()
     for key, kind in kinds.items():
         # A lazily computed reference (ml_collections' own mechanism behind `ref + 1`): the

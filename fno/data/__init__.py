@@ -12,5 +12,8 @@
   HDF5 data, raising ``DataError`` on bad data; the grid kind and array names are the caller's.
 * :mod:`fno.data.datasets` — from ``config.data`` (and fno.registry) to train and test splits:
   find, generate (committed to the cache only once it reads back), download, split.
-* :mod:`benchmarks.generation_speed` — generation throughput.
+* :mod:`fno.data.navier_stokes` — the 2D vorticity solver (pseudo-spectral, ETDRK4 from
+  :mod:`fno.data.etdrk4`) on the field of :mod:`fno.data.grf2d_periodic`, and its CLI.
+* :mod:`fno.data.pipeline` and :mod:`fno.data.normalizer` — the grain input pipeline and the
+  point-wise normaliser.
 """

@@ -27,13 +27,10 @@ reference. :func:`solve_pcg` / :class:`PCGSolver` (the generator's solver) is co
 gradients preconditioned with the constant-coefficient Dirichlet Laplacian L, inverted exactly
 by a 2D DST-I. Every face value lies in [min a, max a], so min(a) L <= A <= max(a) L and the
 preconditioned condition number is at most kappa = max(a) / min(a) = 4 for psi's 12 / 3: CG's
-error bound shrinks 3x per iteration whatever S is (19-21 iterations to the default rtol 1e-10
-at S = 85 ... 421). The stopping rule is on the preconditioned residual,
-sqrt(r^T L^-1 r / f^T L^-1 f) <= rtol, which bounds the relative error in A's energy norm by
-sqrt(kappa) rtol. Measured against SuperLU: relative L2 differences 2e-12 (S = 421) to 1e-11
-(S = 85), far below float32 storage rounding. Time per sample at S = 421 (AMD EPYC, one core,
-shared machine): SuperLU 0.73-0.88 s (permc MMD_AT_PLUS_A; spsolve's default COLAMD 0.90 s),
-PCG 0.11 s, the random field 6 ms.
+error bound shrinks 3x per iteration whatever S is. The stopping rule is on the
+preconditioned residual, sqrt(r^T L^-1 r / f^T L^-1 f) <= rtol, which bounds the relative
+error in A's energy norm by sqrt(kappa) rtol; against SuperLU the difference is far below
+float32 storage rounding (tests/test_darcy.py), at a fraction of its time per sample.
 
 Where the released MATLAB scripts (data_generation/darcy: demo.m, GRF.m, solve_gwf.m) and the
 paper's text differ, this module follows:
@@ -183,8 +180,7 @@ class PCGSolver:
     """Laplacian-preconditioned CG for one grid size, reusing its buffers from solve to solve.
 
     Every array the iteration touches is allocated once here: fresh arrays of this size are
-    page-faulted in on each allocation (measured at S = 421: ~4800 faults and 1.3x the time
-    per solve without the reuse).
+    page-faulted in on each allocation, a large share of a solve's time without the reuse.
     """
 
     def __init__(self, resolution: int, *, average: str = DEFAULT_AVERAGE,
@@ -228,8 +224,7 @@ class PCGSolver:
 
     def _dot(self, u: np.ndarray, v: np.ndarray) -> float:
         """sum(u * v) by numpy's pairwise sum: unlike BLAS ddot (np.vdot), independent of the
-        thread count, and not stalled by BLAS threads on a busy machine (measured 7.8 ms vs
-        0.1 ms at S = 421 on 2 shared cores)."""
+        thread count, and not stalled by BLAS threads on a busy machine."""
         return float(np.multiply(u, v, out=self._dot_work).sum())
 
     def _precondition(self, r: np.ndarray, out: np.ndarray) -> np.ndarray:

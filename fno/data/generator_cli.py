@@ -14,10 +14,10 @@ chunk_size, overwrite, **its settings)``) ends with
 
 The shared flags default to ``generate_dataset``'s own defaults (``--num_samples`` and
 ``--resolution`` are required where it has none), and every flag's value is passed to it
-under the flag's name. Bad settings
-(``ValueError``, ``TypeError``) and an existing dataset end in one line and exit status 1;
-progress (samples/s, ETA) is logged by :func:`fno.data.dataset_dir.write_pairs`. Flags are
-defined only when a generator runs as a program, so importing one adds none.
+under the flag's name. Bad settings (``ValueError``) and an existing dataset end in one line
+and exit status 1; progress (samples/s, ETA) is logged by
+:func:`fno.data.dataset_dir.write_pairs`. Flags are defined only when a generator runs as a
+program, so importing one adds none.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def run(generate: Callable[..., Any], define_flags: Callable[[], None]) -> None:
         settings = {name: flags.FLAGS[name].value for name in names}
         try:
             generate(flags.FLAGS.output_dir, **settings)
-        except (ValueError, TypeError, FileExistsError) as e:
+        except (ValueError, FileExistsError) as e:
             sys.exit(f"{program}: {e}")
 
     app.run(main)

@@ -28,11 +28,10 @@ equal steps, U = max over the grid of |u| + |v| at the start of the interval: th
 U dt n stays at or below ``cfl`` (default 0.5) as the flow speeds up or slows down, and on grids
 coarser than ACCURACY_GRID = 128 the step is the 128-point one (there accuracy, not stability,
 sets it). Stability: RK4's limit on the advective eigenvalues |k . u| <= 2 pi (n / 3) U is
-U dt n <= 2 sqrt(2) 3 / (2 pi) = 1.35 (CFL_LIMIT). Flows accelerate within an interval (the
-realised CFL number, measured at its end, reached 0.74 at the default 0.5 on every preset) and
-solves stayed stable up to realised CFL numbers ~2, so the margin is >= 1.8 on the linear
-bound. Targets above MAX_CFL = 0.8 are refused (up to ~50% acceleration within an interval
-was seen), and a solve whose CFL number passes 1.35 at the start or end of any interval (an
+U dt n <= 2 sqrt(2) 3 / (2 pi) (CFL_LIMIT). Flows accelerate within an interval, so the
+default target leaves a wide margin below that bound (the realised numbers per preset are in
+benchmarks/results/navier_stokes_convergence.json), targets above MAX_CFL are refused, and a
+solve whose CFL number passes 1.35 at the start or end of any interval (an
 explicit ``dt`` too large, or a flow accelerating past the margin) raises a ValueError, as does
 a non-finite state. Each sample
 chooses its own steps (samples that finish an interval first wait, masked), so a sample's bytes
@@ -153,8 +152,8 @@ def grid_points(resolution: int) -> tuple[np.ndarray, np.ndarray]:
 
 def default_solve_resolution(nu: float, resolution: int) -> int:
     """The solver grid for ``nu``: the smallest multiple of ``resolution`` >= 64 points for
-    nu >= 1e-3 (converged to ~5e-9 there), else >= 256 (the paper's; measured errors in the
-    module docstring)."""
+    nu >= 1e-3 (converged there), else >= 256 (the paper's); the measured errors are in
+    docs/data.md."""
     floor = 64 if nu >= 1e-3 else 256
     return resolution * max(1, math.ceil(floor / resolution))
 

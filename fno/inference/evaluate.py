@@ -6,10 +6,11 @@
 
 Metrics are those of ``results.json`` (``test_rel_l2``, ``test_mse`` at the training
 resolution, ``..._s<r>`` at others), computed by the training loop's own evaluation
-(training.loop.evaluate with training.steps' eval step) on a data-parallel mesh of this process's
-devices. Without ``--data`` the run's dataset is opened as training opened it, so the numbers
-reproduce results.json. With ``--data``, every sample of that file or directory is used
-(``--split=test``: its last ``num_test`` samples, as the run split its own data).
+(fno.training.loop.evaluate with the eval step of fno.training.steps) on a data-parallel
+mesh of this process's devices. Without ``--data`` the run's dataset is opened as training
+opened it, so the numbers reproduce results.json. With ``--data``, every sample of that file
+or directory is used (``--split=test``: its last ``num_test`` samples, as the run split
+its own data).
 """
 
 from __future__ import annotations

@@ -44,9 +44,8 @@ from fno.models.layers import (
 # x transforms act on a spectrum 2 * modes / sy the size of the activation), whatever the
 # grid size, and it runs as dense matmuls; the FFT costs O(log(sx * sy)) at a far lower
 # throughput, and much more for sizes with large prime factors (421 is prime). On CPU the DFT
-# path was the faster at every size measured, the Darcy grids 85^2 to 421^2 and powers of
-# two up to 2048^2; the bound is the largest size measured, not a crossover. Not yet
-# measured on accelerators, where the same rule applies.
+# path was the faster at every size measured (docs/performance.md); the bound is the largest
+# size measured, not a crossover, and accelerators use the same rule until measured.
 DFT_MAX_RESOLUTION_2D = 2048
 
 

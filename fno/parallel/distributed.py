@@ -374,7 +374,8 @@ def initialize() -> None:
     on_tpu = bool(os.environ.get("FNO_LOCAL_DEVICE_IDS", "").strip()) and _tpu_chips_present()
     kwargs = plan(os.environ, on_tpu=on_tpu)
     if kwargs is None:
-        logging.info("distributed: single process (no multi-process environment found)")
+        logging.info("fno.parallel.distributed: single process (no multi-process "
+                     "environment found)")
         return
     import jax
 

@@ -203,7 +203,7 @@ def shard_bytes(state: Any, shardings: Any) -> int:
     return total
 
 
-# --- activation hints, read by fno.models.fno1d while a strategy traces the step -----------------
+# --- activation hints, read by fno.models.base while a strategy traces the step -----------------
 _ACTIVE: contextvars.ContextVar[Layout | None] = contextvars.ContextVar("fno_layout",
                                                                         default=None)
 

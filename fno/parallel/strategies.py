@@ -102,8 +102,8 @@ class Strategy:
 
     def merge_metrics(self, accumulated: Any, new: Any) -> Any:
         """``accumulated.merge(new)`` for two outputs of the compiled step, as one compiled
-        call on the devices. Merging clu metrics eagerly dispatches about ten small ops per
-        step, ~3 ms of host time per step that a 2-core CPU takes from the step itself."""
+        call on the devices. Merging clu metrics eagerly dispatches several small ops per
+        step, host time that a small CPU takes from the step itself."""
         return self._merge_fn(accumulated, new)
 
     @functools.cached_property

@@ -1,10 +1,10 @@
 """One array in, one array out, in the formats users keep fields in: ``.npy``, ``.npz``,
 MATLAB ``.mat`` (v5, and v7.3, which is HDF5) and ``.h5``/``.hdf5``.
 
-Used by ``python -m fno.inference.predict``; the training data sources (data.sources) read paired
-arrays lazily, which is a different job. Every problem is an :class:`FnoError` naming the
-file, and writes are atomic: a failed write never leaves a partial output, and an existing
-output is replaced only when asked.
+Used by ``python -m fno.inference.predict``; the training data sources (fno.data.sources)
+read paired arrays lazily, which is a different job. Every problem is an :class:`FnoError`
+naming the file, and writes are atomic: a failed write never leaves a partial output, and an
+existing output is replaced only when asked.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def evaluate(strategy: strategies.Strategy, eval_fn: Callable, state: State,
     for resolution, source in sources.items():
         total = None
         for batch in pipeline.eval_batches(source, config.batch_size,
-                                                 jax.process_index(), jax.process_count()):
+                                           jax.process_index(), jax.process_count()):
             m = strategy.metrics_to_host(eval_fn(state, strategy.put_batch(batch, False)))
             total = m if total is None else total.merge(m)
         names = metrics_lib.eval_metric_names(resolution, config.data.resolution)
@@ -167,7 +167,7 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: strategies.Stra
     logical_state = run.state
 
     batches = pipeline.TrainBatches(data.train, config.batch_size, config.seed,
-                                          jax.process_index(), jax.process_count())
+                                    jax.process_index(), jax.process_count())
     train_iter = pipeline.train_iterator(batches, total_steps)
     checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints",
                                                max_to_keep=config.keep_checkpoints)

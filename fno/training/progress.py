@@ -1,9 +1,9 @@
 """Training throughput and ETA from completed work, not from dispatched work.
 
 JAX dispatches a compiled call asynchronously: it returns long before the device has run
-it, so timing the loop's Python (as clu's ReportProgress does) measures dispatch. A short
-Darcy run reported 347,503 steps/s for its first window and 2.4 for the next. Here the clock
-is read only where the host knows the device is done:
+it, so timing the loop's Python (as clu's ReportProgress does) measures dispatch: the first
+window reports the instant queueing of many steps, later ones the device's real pace. Here
+the clock is read only where the host knows the device is done:
 
 * around work that is not training (reading and writing metrics, evaluation, figures,
   checkpoints): :meth:`Progress.paused` waits for the state, which the steps so far
