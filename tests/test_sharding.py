@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from fno import configuration
+from fno import configuration, registry
 from fno.data import pipeline
 from fno.errors import FnoError
 from fno.parallel import strategies
@@ -38,7 +38,7 @@ def small_config(mode: str, mesh=(-1,), axes=("data",), model="", spatial=""):
 def checked_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
     """What train_and_evaluate does before any work: validate, build, validate for devices."""
     configuration.validate(config)
-    strategy = strategies.make_strategy(config.mode, config)
+    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config))
     configuration.validate_for_devices(config, strategy)
     return strategy
 

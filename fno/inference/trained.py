@@ -55,7 +55,7 @@ def inference_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy
     local = ml_collections.ConfigDict(config.to_dict())
     local.mesh_shape, local.mesh_axes = (-1,), (strategies.DATA_AXIS,)
     local.model_sharding = local.spatial_sharding = ""
-    return strategies.MeshStrategy(jax.local_devices(), local)
+    return strategies.MeshStrategy(jax.local_devices(), local, registry.model_class(config))
 
 
 @dataclasses.dataclass

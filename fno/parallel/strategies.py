@@ -33,7 +33,6 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from fno import registry
 from fno.parallel import sharding as sharding_lib
 
 MODES = ("basic", "scan", "pmap", "pmap_scan", "mesh", "mesh_scan")
@@ -207,7 +206,11 @@ class MeshStrategy(Strategy):
     ``fno.parallel.sharding`` for which dimensions)."""
 
     def __init__(self, devices: list[jax.Device] | None = None,
-                 config: ml_collections.ConfigDict | None = None):
+                 config: ml_collections.ConfigDict | None = None, model: Any = None):
+        """``model``: the model class (``fno.registry.model_class(config)``), whose
+        ``param_axes`` and ``grid_rank`` the layout maps; needed with ``config``."""
+        if config is not None and model is None:
+            raise TypeError("MeshStrategy with a config needs its model class")
         self.devices = devices or jax.devices()
         shape, axes = (config.mesh_shape, config.mesh_axes) if config else ((-1,), (DATA_AXIS,))
         self.mesh = sharding_lib.make_mesh(shape, axes, self.devices)
@@ -217,8 +220,7 @@ class MeshStrategy(Strategy):
             self.layout = sharding_lib.Layout(
                 self.mesh,
                 rules=sharding_lib.axis_rules(config.model_sharding, config.spatial_sharding),
-                param_axes=registry.model_class(config).param_axes,
-                grid_rank=registry.model_class(config).grid_rank)
+                param_axes=model.param_axes, grid_rank=model.grid_rank)
         self.sharding = NamedSharding(self.mesh, P())
 
     @property
@@ -281,11 +283,13 @@ _STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(mode: str, config: ml_collections.ConfigDict | None = None) -> Strategy:
+def make_strategy(mode: str, config: ml_collections.ConfigDict | None = None,
+                  model: Any = None) -> Strategy:
     """The strategy for a config's ``mode``; mesh modes take their mesh shape, axes and
-    model/spatial sharding from ``config`` (default: one 'data' axis over all devices)."""
+    model/spatial sharding from ``config`` and the logical axes from ``model`` (the model
+    class; default without a config: one 'data' axis over all devices)."""
     if mode not in _STRATEGIES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if issubclass(_STRATEGIES[mode], MeshStrategy):
-        return _STRATEGIES[mode](config=config)
+        return _STRATEGIES[mode](config=config, model=model)
     return _STRATEGIES[mode]()

@@ -61,7 +61,7 @@ class Setup:
 def checked_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
     """Validate ``config`` (one-line FnoErrors), then build and check its strategy."""
     configuration.validate(config)
-    strategy = strategies.make_strategy(config.mode, config)
+    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config))
     configuration.validate_for_devices(config, strategy)
     return strategy
 
