@@ -31,15 +31,7 @@ class SpectralConv1d(SpectralConv):
 
     def _mix(self, x_real: jax.Array, x_imag: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Complex per-mode channel mixing ``[i, b, m] x [i, o, m] -> [o, b, m]``."""
-        dtype = x_real.dtype
-        w_re, w_im = self.weight_real[...].astype(dtype), self.weight_imag[...].astype(dtype)
-        out_real = jnp.einsum("ibm,iom->obm", x_real, w_re) - jnp.einsum(
-            "ibm,iom->obm", x_imag, w_im
-        )
-        out_imag = jnp.einsum("ibm,iom->obm", x_real, w_im) + jnp.einsum(
-            "ibm,iom->obm", x_imag, w_re
-        )
-        return out_real, out_imag
+        return self.complex_mix("ibm,iom->obm", x_real, x_imag)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``x``: ``[in_channels, batch, s]`` (channel-first) -> ``[out_channels, batch, s]``."""

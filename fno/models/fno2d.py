@@ -124,12 +124,7 @@ class SpectralConv2d(SpectralConv):
 
         The spectrum is ky-major so that the DFT path's x transforms contract its last axis.
         """
-        dtype = x_real.dtype
-        w_re, w_im = self.weight_real[...].astype(dtype), self.weight_imag[...].astype(dtype)
-        spec = "ibyx,ioxy->obyx"
-        out_real = jnp.einsum(spec, x_real, w_re) - jnp.einsum(spec, x_imag, w_im)
-        out_imag = jnp.einsum(spec, x_real, w_im) + jnp.einsum(spec, x_imag, w_re)
-        return out_real, out_imag
+        return self.complex_mix("ibyx,ioxy->obyx", x_real, x_imag)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``x``: ``[in_channels, batch, sx, sy]`` (channel-first) ->

@@ -245,3 +245,13 @@ class SpectralConv(nnx.Module):
     def mode_shape(modes: int) -> tuple[int, ...]:
         """The kept modes' axes of the weights."""
         raise NotImplementedError
+
+    def complex_mix(self, spec: str, x_real: jax.Array,
+                    x_imag: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The kept spectrum (real and imaginary parts) times the complex weights, contracted
+        by the einsum ``spec`` (spectrum, weights -> output), in the spectrum's dtype."""
+        dtype = x_real.dtype
+        w_re, w_im = self.weight_real[...].astype(dtype), self.weight_imag[...].astype(dtype)
+        out_real = jnp.einsum(spec, x_real, w_re) - jnp.einsum(spec, x_imag, w_im)
+        out_imag = jnp.einsum(spec, x_real, w_im) + jnp.einsum(spec, x_imag, w_re)
+        return out_real, out_imag
