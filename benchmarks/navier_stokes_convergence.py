@@ -34,7 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fno.data import grf2d_periodic as grf  # noqa: E402
-from fno.data import navier_stokes as ns  # noqa: E402
+from fno.data import vorticity as ns  # noqa: E402
 
 STORED = 64
 RUNS = ((64, 0.5), (64, 0.25), (128, 0.5), (128, 0.25), (256, 0.5))  # the last: reference

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fno
-from fno.data import grf2d_periodic, navier_stokes, sources
+from fno.data import grf2d_periodic, navier_stokes, sources, vorticity
 
 # ------------------------------------------------------------------------------------ field
 
@@ -90,12 +90,12 @@ def test_nonlinear_term_matches_the_analytic_jacobian():
     import jax.numpy as jnp
 
     n = 16
-    x, y = navier_stokes.grid_points(n)
+    x, y = vorticity.grid_points(n)
     w = np.cos(2 * np.pi * x) + np.cos(4 * np.pi * y)
     with jax.enable_x64(True):
-        sym = {k: jnp.asarray(v) for k, v in navier_stokes._symbols(n).items()
+        sym = {k: jnp.asarray(v) for k, v in vorticity._symbols(n).items()
                if k in ("ikx", "iky", "inv_k2", "mask")}
-        out = navier_stokes._nonlinear(jnp.asarray(np.fft.rfft2(w, norm="forward")[None]), sym,
+        out = vorticity._nonlinear(jnp.asarray(np.fft.rfft2(w, norm="forward")[None]), sym,
                                        jnp.zeros((n, n // 2 + 1), complex))
         minus_advection = np.fft.irfft2(np.asarray(out[0]), s=(n, n), norm="forward")
     np.testing.assert_allclose(minus_advection, 1.5 * np.sin(2 * np.pi * x)
@@ -106,10 +106,10 @@ def test_single_shell_field_decays_exactly():
     """Any field on one wavevector shell (|k|^2 = 25 here) has psi proportional to w, so
     u . grad w = 0 and, unforced, w(t) = w0 exp(-4 pi^2 25 nu t)."""
     n, nu = 32, 1e-3
-    x, y = navier_stokes.grid_points(n)
+    x, y = vorticity.grid_points(n)
     w0 = (np.sin(2 * np.pi * (3 * x + 4 * y)) + 0.7 * np.cos(2 * np.pi * 5 * x)
           - 0.4 * np.cos(2 * np.pi * (4 * x - 3 * y)) + 0.2 * np.sin(2 * np.pi * 5 * y))
-    out = navier_stokes.solve_navier_stokes(w0, nu=nu, final_time=3.0, record_every=1.0,
+    out = vorticity.solve_navier_stokes(w0, nu=nu, final_time=3.0, record_every=1.0,
                                             forcing_amplitude=0.0, batch_size=1)
     decay = np.exp(-4 * np.pi**2 * 25 * nu * np.arange(4))
     err = (np.abs(out - w0[..., None] * decay).max(axis=(0, 1)) / np.abs(w0).max() / decay)
@@ -121,9 +121,9 @@ def test_forced_steady_state_is_held_and_approached():
     """f lies on the shell |k|^2 = 2, so w* = f / (8 pi^2 nu) is steady (u . grad w* = 0), and
     from w = 0 the field is w* (1 - exp(-8 pi^2 nu t)) exactly (a Kolmogorov-flow check)."""
     n, nu = 32, 0.02
-    x, y = navier_stokes.grid_points(n)
-    steady = navier_stokes.forcing(x, y) / (8 * np.pi**2 * nu)
-    out = navier_stokes.solve_navier_stokes(np.stack([steady, 0 * steady]), nu=nu,
+    x, y = vorticity.grid_points(n)
+    steady = vorticity.forcing(x, y) / (8 * np.pi**2 * nu)
+    out = vorticity.solve_navier_stokes(np.stack([steady, 0 * steady]), nu=nu,
                                             final_time=3.0, record_every=1.0, batch_size=2)
     held = np.abs(out[0] - steady[..., None]).max() / np.abs(steady).max()
     approach = steady[..., None] * -np.expm1(-8 * np.pi**2 * nu * np.arange(4))
@@ -143,7 +143,7 @@ def smooth_field():
                                               ("cn_euler", (0.02, 0.01, 0.005, 1 / 3200), 1)])
 def test_temporal_order(smooth_field, scheme, dts, order):
     """Halving dt on the same field (nu = 1e-3, t = 1, 32 points) against a 16x smaller dt."""
-    w = [navier_stokes.solve_spectral(smooth_field, nu=1e-3, final_time=1.0, record_every=1.0,
+    w = [vorticity.solve_spectral(smooth_field, nu=1e-3, final_time=1.0, record_every=1.0,
                                       dt=dt, scheme=scheme, batch_size=1)[0, ..., -1]
          for dt in dts]
     err = [np.linalg.norm(a - w[-1]) / np.linalg.norm(w[-1]) for a in w[:-1]]
@@ -174,7 +174,7 @@ def test_default_time_step_rule_is_accurate_and_stable():
         runs[cfl] = navier_stokes.solve_modes(modes, resolution=32, solve_resolution=32,
                                               nu=1e-3, final_time=3.0, cfl=cfl, stats=stats,
                                               batch_size=1)[0, ..., 1:]
-        assert stats["max_cfl"].max() < navier_stokes.CFL_LIMIT["etdrk4"] / 1.5
+        assert stats["max_cfl"].max() < vorticity.CFL_LIMIT["etdrk4"] / 1.5
     a, b = runs.values()
     err = (np.linalg.norm(a - b, axis=(0, 1)) / np.linalg.norm(b, axis=(0, 1))).max()
     print(f"default CFL rule vs 4x smaller steps: {err:.1e}")
@@ -202,7 +202,7 @@ def test_unstable_and_unresolved_settings_are_refused():
 
 
 def test_default_solve_resolution():
-    assert [navier_stokes.default_solve_resolution(nu, 64) for nu in navier_stokes.PRESETS] \
+    assert [navier_stokes.default_solve_resolution(nu, 64) for nu in vorticity.PRESETS] \
         == [64, 256, 256]
     assert navier_stokes.default_solve_resolution(1e-3, 16) == 64
     assert navier_stokes.default_solve_resolution(1e-3, 96) == 96
