@@ -13,7 +13,7 @@ import jax
 import ml_collections
 
 from fno import registry
-from fno.data.sources import supported_resolutions
+from fno.data.checks import supported_resolutions
 from fno.errors import FnoError
 from fno.models.fno2d import resolve_spectral_impl_2d
 from fno.models.fno3d import resolve_spectral_impl_3d

@@ -19,7 +19,8 @@ from jax.sharding import PartitionSpec as P
 
 from fno import configuration
 from fno.data import dataset_dir, datasets, normalizer
-from fno.data.sources import DataError, open_dataset
+from fno.data.checks import DataError
+from fno.data.sources import open_dataset
 from fno.errors import FnoError
 from fno.models.fno1d import FNO1d
 from fno.models.fno2d import FNO2d

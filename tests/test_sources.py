@@ -13,7 +13,8 @@ import scipy.io
 
 from fno import registry
 from fno.data import burgers, darcy, dataset_dir, sources
-from fno.data.sources import DataError, open_dataset
+from fno.data.checks import DataError
+from fno.data.sources import open_dataset
 
 N, S = 12, 64
 

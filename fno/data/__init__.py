@@ -10,6 +10,8 @@
 * :mod:`fno.data.generator_cli` — the command line every generator shares (its own flags aside).
 * :mod:`fno.data.sources` — ``open_dataset`` / ``ArraySource`` over generated, .mat, .npz and
   HDF5 data, raising ``DataError`` on bad data; the grid kind and array names are the caller's.
+* :mod:`fno.data.checks` and :mod:`fno.data.formats` — the checks every dataset passes (and
+  the grid rules for subsampling), and the .mat/.h5/.npz readers.
 * :mod:`fno.data.datasets` — from ``config.data`` (and fno.registry) to train and test splits:
   find, generate (committed to the cache only once it reads back), download, split.
 * :mod:`fno.data.navier_stokes` — the 2D vorticity solver (pseudo-spectral, ETDRK4 from

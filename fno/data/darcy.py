@@ -67,7 +67,7 @@ from absl import flags, logging
 
 import fno
 from fno.data import dataset_dir, generator_cli, grf2d
-from fno.data.sources import vertex_step
+from fno.data.checks import vertex_step
 
 DEFAULT_NUM_SAMPLES = 1124
 DEFAULT_RESOLUTION = 421

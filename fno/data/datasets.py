@@ -35,7 +35,7 @@ from absl import logging
 from etils import epath
 
 from fno import registry
-from fno.data import dataset_dir, normalizer, sources
+from fno.data import checks, dataset_dir, normalizer, sources
 from fno.errors import FnoError
 from fno.parallel import collective
 from fno.storage import locking, paths
@@ -50,7 +50,7 @@ class Layout:
     registration (:func:`registered_layout`), a trained model from its checkpoint
     (fno.inference.trained), so inference needs no registered problem."""
 
-    grid: str  # periodic | vertex | auto (fno.data.sources.subsample_step)
+    grid: str  # periodic | vertex | auto (fno.data.checks.subsample_step)
     grid_rank: int
     files: tuple[str, str] | None = None
 
@@ -177,7 +177,7 @@ def _check_generated(path: str, config: ml_collections.ConfigDict, resolution: i
     try:
         _open_source(path, resolution, config, registered_layout(config),
                      _generated_meta(config))
-    except sources.DataError as e:
+    except checks.DataError as e:
         raise FnoError(f"{where}: the dataset its generator wrote does not read back (nothing "
                        f"was cached): {e}") from e
 
@@ -323,15 +323,15 @@ def _open(config: ml_collections.ConfigDict, resolution_divisor: int, path: str 
 
     try:
         full = {data.resolution: open_at(data.resolution)}
-        if data.eval_resolutions is None:  # what the data support (sources.finer_resolutions)
+        if data.eval_resolutions is None:  # what the data support (checks.finer_resolutions)
             stored = full[data.resolution]
-            extra = [r for r in sources.finer_resolutions(stored.stored_resolution,
+            extra = [r for r in checks.finer_resolutions(stored.stored_resolution,
                                                           data.resolution, stored.grid)
                      if r % resolution_divisor == 0]
         else:
             extra = [r for r in data.eval_resolutions if r != data.resolution]
         full.update({r: open_at(r) for r in dict.fromkeys(extra)})
-    except sources.DataError as e:
+    except checks.DataError as e:
         raise FnoError(str(e)) from e
     num = full[data.resolution].num_samples
     num_train, num_test = split_sizes(num, data.num_train, data.num_test)

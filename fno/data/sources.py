@@ -16,8 +16,7 @@ channel axis instead, ``[N, *grid, C]`` (the grid rank is the model's):
   named keys.
 
 Lower resolutions are the stored samples subsampled along every grid axis (never the channel
-axis), every r-th point
-of a periodic grid (S = r s) or of a vertex grid with both ends kept (S - 1 = r (s - 1)).
+axis), by the grid rules of :mod:`fno.data.checks`; files are read by :mod:`fno.data.formats`.
 Which grid, and the array names of a directory whose meta.json predates ``"files"``, are the
 caller's (a problem's registration, fno.registry, or a trained model's checkpoint): nothing
 here knows a PDE. Every problem with the data raises :class:`DataError` with a one-line
@@ -27,32 +26,26 @@ message that starts with the file name. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
-import zipfile
 from collections.abc import Mapping
 from typing import Any
 
 import h5py
 import numpy as np
-import scipy.io
-from absl import logging
 
-from fno.data import dataset_dir
+from fno.data import dataset_dir, formats
+from fno.data.checks import (
+    check_finite,
+    check_pair,
+    check_shape_meta,
+    fail,
+    subsample_step,
+    values_match,
+)
 
-# Rows per block when scanning arrays for NaN/Inf, so big memmaps are never loaded at once.
-_SCAN_ROWS = 256
 # (path, size, mtime_ns, inode) -> sha256 of files already verified in this process.
 _VERIFIED: dict[tuple[str, int, int, int], str] = {}
-
-
-class DataError(ValueError):
-    """A dataset file that is missing, malformed or inconsistent; the message names the file."""
-
-
-def _fail(path: os.PathLike | str, problem: str) -> DataError:
-    return DataError(f"{path}: {problem}".replace("\n", " "))
 
 
 class ArraySource:
@@ -169,7 +162,7 @@ class ArraySource:
         first = 0 if start is None else start + n if start < 0 else start
         last = n if stop is None else stop + n if stop < 0 else stop
         if not 0 <= first <= last <= n:
-            raise _fail(self._path, f"cannot take samples [{start}:{stop}] of {n}")
+            raise fail(self._path, f"cannot take samples [{start}:{stop}] of {n}")
         return self._view(start=self._start + first, stop=self._start + last)
 
     def on_stored_grid(self) -> ArraySource:
@@ -201,141 +194,6 @@ class ArraySource:
         self.__dict__.update(state)
 
 
-# --------------------------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------------------------
-
-
-GRIDS = ("periodic", "vertex", "auto")
-
-
-def supported_resolutions(file_resolution: int, grid: str) -> list[int]:
-    """Every resolution a stored grid can serve by subsampling, largest first."""
-    if grid == "vertex":
-        n = file_resolution - 1
-        return [n // r + 1 for r in range(1, n + 1) if n % r == 0 and n // r >= 1]
-    return [file_resolution // r for r in range(1, file_resolution + 1)
-            if file_resolution % r == 0]
-
-
-def finer_resolutions(file_resolution: int, resolution: int, grid: str) -> list[int]:
-    """The default evaluation resolutions: every power-of-two subsampling of the stored grid
-    (the grid itself included) finer than ``resolution``, finest first."""
-    found, step = [], 1
-    while True:
-        n = file_resolution - 1 if grid == "vertex" else file_resolution
-        if n % step:
-            break
-        r = n // step + (grid == "vertex")
-        if r <= resolution:
-            break
-        found.append(r)
-        step *= 2
-    return found
-
-
-def vertex_step(file_resolution: int, resolution: int) -> int:
-    """r such that every r-th vertex of an S_file grid (both ends kept) gives ``resolution``;
-    ValueError when there is none."""
-    if resolution < 2 or file_resolution < 2 or (file_resolution - 1) % (resolution - 1):
-        raise ValueError(f"resolution {resolution} is not a subgrid of {file_resolution} "
-                         f"(need (S_file - 1) divisible by (S - 1))")
-    return (file_resolution - 1) // (resolution - 1)
-
-
-def subsample_step(path: pathlib.Path, file_resolution: int, resolution: int,
-                   grid: str = "periodic") -> tuple[int, str]:
-    """The step r that serves ``resolution`` points per axis from the file's grid, and the
-    grid kind: ``periodic`` (points j / S, every r-th of S = r * s), ``vertex`` (points
-    i / (S - 1) with both ends, S - 1 = r * (s - 1)), or ``auto`` (periodic where that
-    divides, else vertex)."""
-    if not isinstance(resolution, int | np.integer) or resolution <= 0:
-        raise _fail(path, f"resolution must be a positive integer, got {resolution!r}")
-    if grid == "auto":
-        grid = "periodic" if file_resolution % resolution == 0 else "vertex"
-    valid = ", ".join(str(r) for r in supported_resolutions(file_resolution, grid)[:12])
-    if grid == "vertex":
-        try:
-            return vertex_step(file_resolution, resolution), grid
-        except ValueError as e:
-            raise _fail(path, f"{e}; valid resolutions: {valid}") from e
-    if file_resolution % resolution:
-        raise _fail(path, f"resolution {resolution} does not divide the file's resolution "
-                          f"{file_resolution}; valid resolutions: {valid}")
-    return file_resolution // resolution, grid
-
-
-def _accepted(grid_rank: int) -> str:
-    """The layouts an array may have, in words."""
-    grid = "points" if grid_rank == 1 else ", ".join("xyz"[:grid_rank])
-    return (f"rank {1 + grid_rank} [samples, {grid}] or rank {2 + grid_rank} "
-            f"[samples, {grid}, channels]")
-
-
-def _check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any,
-                grid_rank: int = 1) -> None:
-    """Both arrays real, numeric, ``[N, *grid]`` or ``[N, *grid, C]`` with ``grid_rank`` grid
-    axes each (the channel axes are independent), with the same samples and grid.
-
-    A channel axis as long as the grid axes (``[N, S, S]`` for one grid axis) is refused: it
-    is far likelier a grid of one more axis than S channels, and read as channels it would
-    train the wrong model silently.
-    """
-    for name, array in zip(names, (a, u), strict=True):
-        shape = tuple(array.shape)
-        if array.dtype.kind not in "fiu":
-            raise _fail(path, f"{name!r} has non-real dtype {array.dtype}")
-        if len(shape) not in (1 + grid_rank, 2 + grid_rank):
-            raise _fail(path, f"{name!r} must have {_accepted(grid_rank)}, got shape {shape}")
-        if min(shape) < 1:
-            raise _fail(path, f"{name!r} is empty, shape {shape}")
-        if len(shape) == 2 + grid_rank and shape[-1] in shape[1:-1]:
-            raise _fail(path, f"{name!r} has shape {shape}: {shape[-1]} channels as many as "
-                              f"its points per grid axis look like one more grid axis; a "
-                              f"model with {grid_rank} grid axis/axes reads "
-                              f"{_accepted(grid_rank)}")
-    if a.shape[0] != u.shape[0]:
-        raise _fail(path, f"{names[0]!r} has {a.shape[0]} samples but {names[1]!r} has "
-                          f"{u.shape[0]}")
-    grid_a, grid_u = tuple(a.shape[1:1 + grid_rank]), tuple(u.shape[1:1 + grid_rank])
-    if grid_a != grid_u:
-        raise _fail(path, f"{names[0]!r} has {grid_a} points per sample but {names[1]!r} "
-                          f"has {grid_u}")
-
-
-def _check_finite(path: pathlib.Path, name: str, array: np.ndarray) -> None:
-    for start in range(0, len(array), _SCAN_ROWS):
-        block = np.asarray(array[start:start + _SCAN_ROWS])
-        if not np.isfinite(block).all():
-            bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
-            raise _fail(path, f"{name!r} contains NaN or Inf (first in sample {bad})")
-
-
-def _check_shape_meta(path: pathlib.Path, shape: tuple[int, int],
-                      expected_meta: Mapping | None) -> None:
-    """Files without metadata can still be checked for sample count and resolution."""
-    if not expected_meta:
-        return
-    for key, actual in zip(("num_samples", "resolution"), shape, strict=True):
-        if key in expected_meta and expected_meta[key] != actual:
-            raise _fail(path, f"{key} is {actual}, expected {expected_meta[key]}")
-    unchecked = sorted(set(expected_meta) - {"num_samples", "resolution"})
-    if unchecked:
-        logging.warning("%s has no metadata; cannot check %s", path, unchecked)
-
-
-def _values_match(actual: Any, expected: Any) -> bool:
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return actual == expected
-    if isinstance(actual, int | float) and isinstance(expected, int | float):
-        return math.isclose(actual, expected, rel_tol=1e-12, abs_tol=0.0)
-    return actual == expected
-
-
-# --------------------------------------------------------------------------------------------
-# Readers
-# --------------------------------------------------------------------------------------------
-
 
 def _verified_sha256(path: pathlib.Path) -> str:
     st = path.stat()
@@ -351,14 +209,14 @@ def _array_names(meta_path: pathlib.Path, meta: dict,
     problem's registration, for directories written before meta.json named them)."""
     if "files" not in meta:
         if files is None:
-            raise _fail(meta_path, "has no 'files' naming the input and output arrays "
+            raise fail(meta_path, "has no 'files' naming the input and output arrays "
                                    "({\"input\": NAME, \"output\": NAME}, as "
                                    "fno.data.dataset_dir.write_dataset records them)")
         return files[0], files[1]
     try:
         return str(meta["files"]["input"]), str(meta["files"]["output"])
     except (KeyError, TypeError) as e:
-        raise _fail(meta_path, f"malformed field 'files' ({e!r}): expected "
+        raise fail(meta_path, f"malformed field 'files' ({e!r}): expected "
                                f"{{\"input\": NAME, \"output\": NAME}}") from e
 
 
@@ -367,120 +225,52 @@ def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping 
                     files: tuple[str, str] | None) -> ArraySource:
     meta_path = path / "meta.json"
     if not meta_path.is_file():
-        raise _fail(path, "not a generated dataset (no meta.json)")
+        raise fail(path, "not a generated dataset (no meta.json)")
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _fail(meta_path, f"unreadable metadata ({e})") from e
+        raise fail(meta_path, f"unreadable metadata ({e})") from e
     if not isinstance(meta, dict):
-        raise _fail(meta_path, "metadata is not a JSON object")
+        raise fail(meta_path, "metadata is not a JSON object")
     for key, value in (expected_meta or {}).items():
         if key not in meta:
-            raise _fail(meta_path, f"has no {key!r}, expected {value!r}")
-        if not _values_match(meta[key], value):
-            raise _fail(meta_path, f"{key} is {meta[key]!r}, expected {value!r}")
+            raise fail(meta_path, f"has no {key!r}, expected {value!r}")
+        if not values_match(meta[key], value):
+            raise fail(meta_path, f"{key} is {meta[key]!r}, expected {value!r}")
     names = _array_names(meta_path, meta, files)
     try:
         num, size = int(meta["num_samples"]), int(meta["resolution"])
         checksums = {name: str(meta["sha256"][name]) for name in names}
     except (KeyError, TypeError, ValueError) as e:
-        raise _fail(meta_path, f"missing or malformed field {e}") from e
+        raise fail(meta_path, f"missing or malformed field {e}") from e
     arrays = []
     for name in names:
         file = path / name
         if not file.is_file():
-            raise _fail(file, "missing")
+            raise fail(file, "missing")
         if _verified_sha256(file) != checksums[name]:
-            raise _fail(file, "sha256 does not match meta.json (corrupt or modified)")
+            raise fail(file, "sha256 does not match meta.json (corrupt or modified)")
         try:
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise _fail(file, f"not a readable .npy array ({e})") from e
+            raise fail(file, f"not a readable .npy array ({e})") from e
         # None: every axis after the samples is a grid axis (one channel).
         rank = max(1, array.ndim - 1) if grid_rank is None else grid_rank
         shape = (num, *(size,) * rank)
         if array.shape[:1 + rank] != shape or array.ndim > 2 + rank:
-            raise _fail(file, f"shape {array.shape} does not match meta.json {shape} "
+            raise fail(file, f"shape {array.shape} does not match meta.json {shape} "
                               f"(plus an optional channel axis)")
         arrays.append(array)
     inputs, outputs = arrays
     if grid_rank is None:
         grid_rank = inputs.ndim - 1
-    _check_pair(path, names, inputs, outputs, grid_rank=grid_rank)
+    check_pair(path, names, inputs, outputs, grid_rank=grid_rank)
     for name, array in zip(names, arrays, strict=True):
-        _check_finite(path / name, name, array)
+        check_finite(path / name, name, array)
     sub, grid = subsample_step(path, size, resolution, grid)
     return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank,
                        arrays=names)
 
-
-class _MatlabView:
-    """Shape and dtype of an HDF5 dataset as MATLAB sees it: dimensions reversed."""
-
-    def __init__(self, ds: h5py.Dataset):
-        self.shape = tuple(reversed(ds.shape))
-        self.dtype = ds.dtype
-
-
-def _memmappable(ds: h5py.Dataset) -> bool:
-    return (ds.chunks is None and ds.compression is None and ds.dtype.kind in "fiu"
-            and ds.id.get_offset() is not None)
-
-
-def _open_hdf5(path: pathlib.Path, keys: tuple[str, str], transposed: bool,
-               grid_rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, u) as [N, *grid(, C)] memory maps or, when the layout does not allow it, float32
-    arrays in memory.
-
-    MATLAB v7.3 (``transposed``) stores an [N, S] matrix as an HDF5 dataset of shape [S, N]
-    (every dimension reversed); samples are then strided on disk, so they are read into
-    memory rather than mapped.
-    """
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise _fail(path, f"not a readable HDF5 file ({e})") from e
-    with f:
-        datasets = []
-        for key in keys:
-            if key not in f or not isinstance(f[key], h5py.Dataset):
-                raise _fail(path, f"no dataset {key!r} (found {sorted(f.keys())})")
-            datasets.append(f[key])
-        views = [_MatlabView(d) if transposed else d for d in datasets]
-        _check_pair(path, keys, views[0], views[1], grid_rank)
-        if not transposed and all(_memmappable(d) for d in datasets):
-            a, u = (np.memmap(path, dtype=d.dtype, mode="r", offset=d.id.get_offset(),
-                              shape=d.shape) for d in datasets)
-            return a, u
-        arrays = [np.asarray(d[()], dtype=np.float32) for d in datasets]
-    if transposed:
-        arrays = [np.ascontiguousarray(x.transpose()) for x in arrays]
-    return arrays[0], arrays[1]
-
-
-def _open_mat_v5(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        data = scipy.io.loadmat(path, variable_names=list(keys))
-    except (ValueError, TypeError, OSError, NotImplementedError,
-            scipy.io.matlab.MatReadError) as e:  # MatReadError: e.g. a short text file
-        raise _fail(path, f"not a readable MATLAB file ({e})") from e
-    for key in keys:
-        if key not in data:
-            raise _fail(path, f"no variable {key!r}")
-    return data[keys[0]], data[keys[1]]
-
-
-def _open_npz(path: pathlib.Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in keys:
-                if key not in data.files:
-                    raise _fail(path, f"no array {key!r} (found {sorted(data.files)})")
-            return data[keys[0]], data[keys[1]]
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise _fail(path, f"not a readable .npz file ({e})") from e
 
 
 def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "a",
@@ -506,26 +296,26 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     path = pathlib.Path(path).expanduser().absolute()
     keys = (input_key, output_key)
     if not path.exists():
-        raise _fail(path, "no such file or directory")
+        raise fail(path, "no such file or directory")
     if path.is_dir():
         return _open_generated(path, resolution, expected_meta, grid_rank, grid, files)
     suffix = path.suffix.lower()
     grid_rank = 1 if grid_rank is None else grid_rank
     if suffix in (".mat", ".h5", ".hdf5") and (suffix != ".mat" or h5py.is_hdf5(path)):
-        a, u = _open_hdf5(path, keys, suffix == ".mat", grid_rank)
+        a, u = formats.open_hdf5(path, keys, suffix == ".mat", grid_rank)
     elif suffix in (".mat", ".npz"):
-        a, u = _open_mat_v5(path, keys) if suffix == ".mat" else _open_npz(path, keys)
-        _check_pair(path, keys, a, u, grid_rank)
+        a, u = formats.open_mat_v5(path, keys) if suffix == ".mat" else formats.open_npz(path, keys)
+        check_pair(path, keys, a, u, grid_rank)
     else:
-        raise _fail(path, f"unsupported format {suffix!r} (expected a generated directory, "
+        raise fail(path, f"unsupported format {suffix!r} (expected a generated directory, "
                           ".mat, .npz, .h5 or .hdf5)")
     if len(set(a.shape[1:1 + grid_rank])) > 1:
-        raise _fail(path, f"{input_key!r} has grid {a.shape[1:1 + grid_rank]}: every grid axis "
+        raise fail(path, f"{input_key!r} has grid {a.shape[1:1 + grid_rank]}: every grid axis "
                           f"must have the same number of points")
     sub, grid = subsample_step(path, a.shape[1], resolution, grid)
-    _check_shape_meta(path, a.shape[:2], expected_meta)
+    check_shape_meta(path, a.shape[:2], expected_meta)
     for key, array in zip(keys, (a, u), strict=True):
-        _check_finite(path, key, array)
+        check_finite(path, key, array)
     if not isinstance(a, np.memmap):  # in memory: float32, on the stored grid
         a = np.ascontiguousarray(a, dtype=np.float32)
         u = np.ascontiguousarray(u, dtype=np.float32)

@@ -39,7 +39,7 @@ FLAGS = flags.FLAGS
 
 def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
     """``{resolution: source}`` of ``path`` (training resolution first, like fno.data.datasets)."""
-    from fno.data import sources
+    from fno.data import checks, sources
     from fno.errors import FnoError
 
     data = model.config.data
@@ -51,12 +51,12 @@ def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dic
                                         output_key=FLAGS.output_key or data.output_key,
                                         grid_rank=layout.grid_rank, grid=layout.grid,
                                         files=layout.files)
-        except sources.DataError as e:
+        except checks.DataError as e:
             raise FnoError(str(e)) from e
 
     if resolutions is None:
         first = open_at(data.resolution)
-        resolutions = [data.resolution, *sources.finer_resolutions(
+        resolutions = [data.resolution, *checks.finer_resolutions(
             first.stored_resolution, data.resolution, first.grid)]
     opened = {r: open_at(r) for r in dict.fromkeys(resolutions)}
     if split == "test":

@@ -36,14 +36,14 @@ def subsample(x: np.ndarray, batched: bool, grid_rank: int, resolution: int, gri
               path: str) -> np.ndarray:
     """``x`` on its subgrid of ``resolution`` points per grid axis (fno.data.sources rules:
     every r-th point of a periodic grid, both ends kept on a vertex grid)."""
-    from fno.data import sources
+    from fno.data import checks
     from fno.errors import FnoError
 
     index: list[slice] = [slice(None)] * batched
     for size in x.shape[batched:batched + grid_rank]:
         try:
-            step, _ = sources.subsample_step(path, size, resolution, grid)
-        except sources.DataError as e:
+            step, _ = checks.subsample_step(path, size, resolution, grid)
+        except checks.DataError as e:
             raise FnoError(f"--resolution: {e}") from e
         index.append(slice(None, None, step))
     return x[tuple(index)]
