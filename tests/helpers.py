@@ -83,3 +83,16 @@ def tiny_config_2d(**overrides):
     from configs import tiny2d
 
     return with_overrides(tiny2d.get_config(), overrides)
+
+
+def covariance_z_scores(samples: np.ndarray,
+                        exact: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-mean samples ``[n, points]`` against their exact covariance: the z-score of every
+    entry of the sample covariance and of every pointwise mean (Gaussian standard errors),
+    and the sample covariance itself. The random-field tests bound both z-scores."""
+    n = len(samples)
+    empirical = samples.T @ samples / n
+    var = np.diag(exact)
+    stderr = np.sqrt((np.outer(var, var) + exact**2) / n)
+    return (np.abs(empirical - exact) / stderr, np.abs(samples.mean(axis=0)) / np.sqrt(var / n),
+            empirical)
