@@ -89,6 +89,16 @@ def get_config() -> ml_collections.ConfigDict:
     # subgrid of the data's. None (the default): every power-of-two subgrid of the data finer
     # than data.resolution (2048, 4096, 8192 for the default data), () for none.
     data.eval_resolutions = config_dict.placeholder(tuple)
+    # Time-dependent problems (docs/time.md): samples are windows of trajectories, the
+    # input_steps snapshots from first_step on and the output_steps after them, each served
+    # as channels. None (the default): a steady problem (inputs -> outputs as stored). The
+    # trajectories are the output array (data.output_key; a generated directory's output),
+    # laid out [N, *grid, T] (time_axis "last") or [N, T, *grid] ("first"), either with a
+    # trailing channel axis.
+    data.input_steps = config_dict.placeholder(int)
+    data.output_steps = config_dict.placeholder(int)
+    data.first_step = 0
+    data.time_axis = "last"
     # Point-wise Gaussian normaliser of inputs and outputs, fitted on the training split and
     # saved with the checkpoint (the released Darcy code uses one; its Burgers code does not).
     data.normalize = False
@@ -116,6 +126,17 @@ def get_config() -> ml_collections.ConfigDict:
     model.projection_width = 128
     # Spectral convolution: "fft", "dft" (truncated-DFT matmuls) or "auto" (by resolution).
     model.spectral_impl = "auto"
+    # Time-dependent data: "autoregressive" (the model maps input_steps snapshots to the next
+    # one, rolled out output_steps times, the loss summed over steps: the released
+    # fourier_2d_time.py), "space_time" (a model with a time axis, FNO-3D: the released
+    # fourier_3d.py) or "direct" (all output snapshots at once as channels). None: space_time
+    # for a model with one more grid axis than the data, else autoregressive.
+    model.time_scheme = config_dict.placeholder(str)
+    # The autoregressive rollout: "scan" (lax.scan in the compiled step) or "unrolled" (a
+    # Python loop traced step by step; for comparison, benchmarks/rollout_timing.py).
+    model.rollout = "scan"
+    # FNO-3D: zero cells appended to the time axis inside the model (the released recipe: 6).
+    model.time_padding = 0
     # Compute dtype of activations and matmuls: "float32" or "bfloat16" (mixed precision:
     # parameters, Adam state and the loss stay float32). bfloat16 is for GPUs and TPUs; on
     # CPU it is slower than float32 (docs/performance.md).

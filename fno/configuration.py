@@ -14,10 +14,12 @@ import ml_collections
 
 from fno import registry
 from fno.data.checks import supported_resolutions
+from fno.data.sources import TIME_AXES
 from fno.errors import FnoError
 from fno.models.fno2d import resolve_spectral_impl_2d
 from fno.models.fno3d import resolve_spectral_impl_3d
 from fno.models.layers import check_settings
+from fno.models.rollout import ROLLOUTS
 from fno.parallel.sharding import GRID_AXES, axis_rules, check_mesh_shape
 from fno.parallel.strategies import DATA_AXIS, MODES, Strategy
 
@@ -95,6 +97,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise FnoError(f"config.model.modes={config.model.modes} is more than half of "
                            f"resolution {resolution} (need modes <= s/2)")
     _validate_generate(config)
+    _validate_time(config)
+
+
+def _validate_time(config: ml_collections.ConfigDict) -> None:
+    """A time-dependent problem's window and its model's time scheme."""
+    data, model = config.data, config.model
+    steps = {name: data.get(name) for name in ("input_steps", "output_steps")}
+    if model.get("rollout", "scan") not in ROLLOUTS:
+        raise FnoError(f"config.model.rollout: unknown {model.rollout!r}; choose one of "
+                       f"{', '.join(ROLLOUTS)}")
+    if all(value is None for value in steps.values()):
+        if model.get("time_scheme") is not None:
+            raise FnoError("config.model.time_scheme is for time-dependent data: set "
+                           "config.data.input_steps and config.data.output_steps")
+        return
+    for name, value in steps.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise FnoError(f"config.data.{name} must be a positive integer (set both "
+                           f"input_steps and output_steps, or neither), got {value!r}")
+    first = data.get("first_step", 0)
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise FnoError(f"config.data.first_step must be a non-negative integer, got {first!r}")
+    if data.get("time_axis", "last") not in TIME_AXES:
+        raise FnoError(f"config.data.time_axis: unknown {data.time_axis!r}; choose one of "
+                       f"{', '.join(TIME_AXES)}")
+    scheme = registry.time_scheme(config)
+    if scheme == "autoregressive" and data.normalize:
+        raise FnoError("config.data.normalize: an autoregressive rollout feeds its outputs "
+                       "back as inputs, which a point-wise normaliser of inputs and outputs "
+                       "does not allow; set it False or use model.time_scheme='space_time'")
+    if scheme == "space_time":
+        padded = data.output_steps + (model.get("time_padding") or 0)
+        if padded < 2 * model.modes:
+            raise FnoError(f"config.data.output_steps={data.output_steps} plus "
+                           f"model.time_padding is less than 2 * model.modes = "
+                           f"{2 * model.modes} points along time")
 
 
 def _validate_generate(config: ml_collections.ConfigDict) -> None:

@@ -215,13 +215,38 @@ def generate_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
             for key, default in found.settings.items()}
 
 
+# How a model learns a time-dependent problem (config.data.input_steps set), fno.models.rollout.
+TIME_SCHEMES = ("autoregressive", "direct", "space_time")
+
+
+def time_scheme(config: ml_collections.ConfigDict) -> str | None:
+    """``config.model.time_scheme`` for a time-dependent problem, None for a steady one.
+
+    Unset: "space_time" when the model has one grid axis more than the problem (FNO-3D on a
+    2D problem; on a user's file, a model with three grid axes), else "autoregressive".
+    """
+    if config.data.get("input_steps") is None:
+        return None
+    scheme = config.model.get("time_scheme")
+    if scheme is None:
+        rank, data_rank = model_class(config).grid_rank, problem(config).grid_rank
+        extra = rank == 3 if data_rank is None else rank == data_rank + 1
+        return "space_time" if extra else "autoregressive"
+    return _lookup({s: s for s in TIME_SCHEMES}, scheme, "model.time_scheme", "time scheme")
+
+
 def grid_rank(config: ml_collections.ConfigDict) -> int:
-    """The number of grid axes of the run's data, which the model must match."""
-    rank = model_class(config).grid_rank
+    """The number of grid axes of the run's data, which the model must match (a space-time
+    model has one more: time)."""
+    scheme = time_scheme(config)
+    model_rank = model_class(config).grid_rank
+    rank = model_rank - (scheme == "space_time")
     expected = problem(config).grid_rank
-    if expected is not None and expected != rank:
-        raise FnoError(f"config.model.name={config.model.name!r} has {rank} grid axis/axes but "
-                       f"config.data.name={config.data.name!r} has {expected}")
+    if rank < 1 or (expected is not None and expected != rank):
+        what = " with model.time_scheme='space_time'" if scheme == "space_time" else ""
+        found = f"has {expected}" if expected is not None else "needs at least one"
+        raise FnoError(f"config.model.name={config.model.name!r} has {model_rank} grid "
+                       f"axis/axes{what} but config.data.name={config.data.name!r} {found}")
     return rank
 
 

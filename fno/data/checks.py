@@ -94,6 +94,33 @@ def accepted(grid_rank: int) -> str:
             f"[samples, {grid}, channels]")
 
 
+def check_trajectory(path: pathlib.Path, name: str, array: Any, grid_rank: int,
+                     time: Any) -> None:
+    """A real ``[N, *grid, T]`` / ``[N, T, *grid]`` trajectory array (``time.axis`` "last" or
+    "first", either with a trailing channel axis) whose grid axes have equal sizes and whose
+    ``T`` holds the window ``time`` (fno.data.sources.TimeWindow) asks for."""
+    shape = tuple(array.shape)
+    if array.dtype.kind not in "fiu":
+        raise fail(path, f"{name!r} has non-real dtype {array.dtype}")
+    grid = "x" if grid_rank == 1 else ", ".join("xyz"[:grid_rank])
+    layout = (f"[samples, {grid}, time]" if time.axis == "last"
+              else f"[samples, time, {grid}]")
+    if len(shape) not in (2 + grid_rank, 3 + grid_rank) or min(shape) < 1:
+        raise fail(path, f"{name!r} must be a trajectory {layout} (plus an optional channel "
+                          f"axis) with config.data.time_axis={time.axis!r}, got shape {shape}")
+    first = 2 if time.axis == "first" else 1
+    axes = shape[first:first + grid_rank]
+    steps = shape[1] if time.axis == "first" else shape[1 + grid_rank]
+    if len(set(axes)) > 1:
+        other = "first" if time.axis == "last" else "last"
+        raise fail(path, f"{name!r} read as {layout} has grid {axes}, not equal sizes: if its "
+                          f"time axis is the {other} one, set config.data.time_axis={other!r}")
+    if steps < time.needed:
+        raise fail(path, f"{name!r} has {steps} snapshots per trajectory, fewer than "
+                          f"config.data.first_step + input_steps + output_steps = "
+                          f"{time.first} + {time.steps_in} + {time.steps_out}")
+
+
 def check_pair(path: pathlib.Path, names: tuple[str, str], a: Any, u: Any,
                 grid_rank: int = 1) -> None:
     """Both arrays real, numeric, ``[N, *grid]`` or ``[N, *grid, C]`` with ``grid_rank`` grid

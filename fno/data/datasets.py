@@ -82,6 +82,11 @@ class Splits:
         """Output channels per grid point (1: samples are ``[*grid]``, else ``[*grid, C]``)."""
         return self.train.out_channels
 
+    @property
+    def channels_per_step(self) -> int:
+        """Channels of one snapshot (time-dependent data; 1 for steady data)."""
+        return self.train.channels_per_step
+
     def describe(self) -> dict:
         """What a trained model's card says about its training data (JSON-ready)."""
         train = self.train
@@ -90,7 +95,20 @@ class Splits:
                 "stored_resolution": train.stored_resolution,
                 "resolution": train.resolution, "num_train": len(train),
                 "num_test": len(next(iter(self.test.values()))),
-                "test_resolutions": list(self.test), "normalized": self.normalizer is not None}
+                "test_resolutions": list(self.test), "normalized": self.normalizer is not None,
+                "time": dataclasses.asdict(train.time) if train.time else None,
+                "channels_per_step": train.channels_per_step}
+
+
+def time_window(config: ml_collections.ConfigDict) -> sources.TimeWindow | None:
+    """The trajectory windows of a time-dependent problem (``data.input_steps`` set; validated
+    by fno.configuration), None for a steady one."""
+    data = config.data
+    if data.get("input_steps") is None:
+        return None
+    return sources.TimeWindow(steps_in=data.input_steps, steps_out=data.output_steps,
+                              first=data.get("first_step", 0),
+                              axis=data.get("time_axis", "last"))
 
 
 def cache_root() -> str:
@@ -272,8 +290,11 @@ def resolve_channels(config: ml_collections.ConfigDict,
     None in the config means "from the data"; an explicit value that contradicts the data is
     a one-line FnoError naming both numbers.
     """
+    # A model of one step (autoregressive) or of space-time predicts one snapshot's channels.
+    per_step = registry.time_scheme(config) in ("autoregressive", "space_time")
     found = {"in_channels": ("input", data.in_channels),
-             "out_channels": ("output", data.out_channels)}
+             "out_channels": ("output per step" if per_step else "output",
+                              data.channels_per_step if per_step else data.out_channels)}
     for name, (what, count) in found.items():
         given = config.model.get(name)
         if given is not None and given != count:
@@ -302,7 +323,8 @@ def _open_source(path: str, resolution: int, config: ml_collections.ConfigDict, 
                  expected: dict | None) -> sources.ArraySource:
     return sources.open_dataset(path, resolution, input_key=config.data.input_key,
                                 output_key=config.data.output_key, expected_meta=expected,
-                                grid_rank=how.grid_rank, grid=how.grid, files=how.files)
+                                grid_rank=how.grid_rank, grid=how.grid, files=how.files,
+                                time=time_window(config))
 
 
 def _open(config: ml_collections.ConfigDict, resolution_divisor: int, path: str | None,

@@ -25,6 +25,7 @@ message that starts with the file name. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -39,6 +40,7 @@ from fno.data.checks import (
     check_finite,
     check_pair,
     check_shape_meta,
+    check_trajectory,
     fail,
     subsample_step,
     values_match,
@@ -46,6 +48,33 @@ from fno.data.checks import (
 
 # (path, size, mtime_ns, inode) -> sha256 of files already verified in this process.
 _VERIFIED: dict[tuple[str, int, int, int], str] = {}
+TIME_AXES = ("last", "first")
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeWindow:
+    """Samples of a time-dependent problem: windows of one stored trajectory array.
+
+    The trajectory is ``[N, *grid, T]`` (``axis`` "last") or ``[N, T, *grid]`` ("first"),
+    either with a trailing channel axis ``C``. A sample's input is the ``steps_in`` snapshots
+    from ``first`` on, its output the ``steps_out`` after them; both are served as channels,
+    time-major (``[*grid, steps * C]``), so every model, normaliser and sharding rule that
+    reads channels reads them unchanged.
+    """
+
+    steps_in: int
+    steps_out: int
+    first: int = 0
+    axis: str = "last"
+
+    @property
+    def needed(self) -> int:
+        return self.first + self.steps_in + self.steps_out
+
+    def span(self, part: int) -> slice:
+        """The snapshots of the input (``part`` 0) or the output (1)."""
+        start = self.first + (self.steps_in if part else 0)
+        return slice(start, start + (self.steps_out if part else self.steps_in))
 
 
 class ArraySource:
@@ -62,8 +91,11 @@ class ArraySource:
 
     def __init__(self, inputs: np.ndarray, outputs: np.ndarray, *, path: str, sub: int = 1,
                  start: int = 0, stop: int | None = None, grid: str = "periodic",
-                 grid_rank: int | None = None, arrays: tuple[str, str] = ("x", "y")):
+                 grid_rank: int | None = None, arrays: tuple[str, str] = ("x", "y"),
+                 time: TimeWindow | None = None):
         self._inputs, self._outputs = inputs, outputs
+        # Time-dependent samples: windows of the trajectory array ``outputs``.
+        self.time = time
         self._path, self._sub = str(path), int(sub)
         self.grid = grid  # "periodic" (points j / S) or "vertex" (i / (S - 1))
         self.arrays = tuple(arrays)  # the input's and output's file names or keys
@@ -77,13 +109,24 @@ class ArraySource:
         return self._path
 
     @property
+    def _first_grid_axis(self) -> int:
+        return 2 if self.time is not None and self.time.axis == "first" else 1
+
+    @property
     def stored_resolution(self) -> int:
         """Points per grid axis in the file (before subsampling)."""
-        return int(self._inputs.shape[1])
+        return int(self._inputs.shape[self._first_grid_axis])
 
     @property
     def resolution(self) -> int:
-        return len(range(0, self._inputs.shape[1], self._sub))  # per grid axis
+        return len(range(0, self.stored_resolution, self._sub))  # per grid axis
+
+    @property
+    def channels_per_step(self) -> int:
+        """Channels of one snapshot of a time-dependent problem (1 for steady data)."""
+        if self.time is None:
+            return 1
+        return int(self._outputs.shape[-1]) if self._outputs.ndim > 2 + self.grid_rank else 1
 
     def _channels(self, array: np.ndarray) -> int:
         return int(array.shape[-1]) if array.ndim > 1 + self.grid_rank else 1
@@ -91,11 +134,15 @@ class ArraySource:
     @property
     def in_channels(self) -> int:
         """Input channels per grid point (1: samples are ``[*grid]``)."""
+        if self.time is not None:
+            return self.time.steps_in * self.channels_per_step
         return self._channels(self._inputs)
 
     @property
     def out_channels(self) -> int:
         """Output channels per grid point (1: samples are ``[*grid]``)."""
+        if self.time is not None:
+            return self.time.steps_out * self.channels_per_step
         return self._channels(self._outputs)
 
     def _index(self, array: np.ndarray) -> tuple[slice | int, ...]:
@@ -126,16 +173,29 @@ class ArraySource:
             raise IndexError(f"{self!r}: indices must lie in [0, {len(self)})")
         return indices.astype(np.int64) + self._start
 
+    def _read(self, part: int, rows: Any) -> np.ndarray:
+        """The input (``part`` 0) or output (1) of file rows ``rows`` (an int or an array)."""
+        array = (self._inputs, self._outputs)[part]
+        if self.time is None:
+            return np.asarray(array[(rows, *self._index(array))], dtype=np.float32)
+        grid = (slice(None, None, self._sub),) * self.grid_rank
+        span = self.time.span(part)
+        first = self.time.axis == "first"
+        block = np.asarray(array[(rows, span, *grid) if first else (rows, *grid, span)],
+                           dtype=np.float32)
+        lead = int(np.ndim(rows))  # 1 for a batch of rows, 0 for one
+        if first:
+            block = np.moveaxis(block, lead, lead + self.grid_rank)
+        block = block.reshape(*block.shape[:lead + self.grid_rank], -1)
+        return block[..., 0] if block.shape[-1] == 1 else block
+
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not isinstance(index, int | np.integer):
             raise TypeError(f"index must be an integer, got {type(index).__name__}")
         if index < 0:
             index += len(self)
         (row,) = self._rows(np.array([index]))
-        return {"x": np.asarray(self._inputs[(row, *self._index(self._inputs))],
-                                dtype=np.float32),
-                "y": np.asarray(self._outputs[(row, *self._index(self._outputs))],
-                                dtype=np.float32)}
+        return {"x": self._read(0, row), "y": self._read(1, row)}
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x, y), float32 ``[len(indices), *grid]`` each (``[..., C]`` with several
@@ -148,8 +208,8 @@ class ArraySource:
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
         result = []
-        for array in (self._inputs, self._outputs):
-            block = np.asarray(array[(sorted_rows, *self._index(array))], dtype=np.float32)
+        for part in (0, 1):
+            block = self._read(part, sorted_rows)
             out = np.empty_like(block)
             out[order] = block
             result.append(out)
@@ -173,7 +233,8 @@ class ArraySource:
         """A source over the same arrays with some of ``sub``, ``start``, ``stop`` changed."""
         kept = {"sub": self._sub, "start": self._start, "stop": self._stop}
         return ArraySource(self._inputs, self._outputs, path=self._path, grid=self.grid,
-                           grid_rank=self.grid_rank, arrays=self.arrays, **{**kept, **changes})
+                           grid_rank=self.grid_rank, arrays=self.arrays, time=self.time,
+                           **{**kept, **changes})
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -221,8 +282,8 @@ def _array_names(meta_path: pathlib.Path, meta: dict,
 
 
 def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping | None,
-                    grid_rank: int | None, grid: str,
-                    files: tuple[str, str] | None) -> ArraySource:
+                    grid_rank: int | None, grid: str, files: tuple[str, str] | None,
+                    time: TimeWindow | None) -> ArraySource:
     meta_path = path / "meta.json"
     if not meta_path.is_file():
         raise fail(path, "not a generated dataset (no meta.json)")
@@ -257,26 +318,35 @@ def _open_generated(path: pathlib.Path, resolution: int, expected_meta: Mapping 
         # None: every axis after the samples is a grid axis (one channel).
         rank = max(1, array.ndim - 1) if grid_rank is None else grid_rank
         shape = (num, *(size,) * rank)
-        if array.shape[:1 + rank] != shape or array.ndim > 2 + rank:
+        extra = 2 + rank + (time is not None and name == names[1])
+        if array.shape[:1 + rank] != shape or array.ndim > extra:
             raise fail(file, f"shape {array.shape} does not match meta.json {shape} "
                               f"(plus an optional channel axis)")
         arrays.append(array)
     inputs, outputs = arrays
     if grid_rank is None:
         grid_rank = inputs.ndim - 1
-    check_pair(path, names, inputs, outputs, grid_rank=grid_rank)
+    if time is not None:  # windows of the output trajectories (time last, as written)
+        if time.axis != "last":
+            raise fail(meta_path, "a generated dataset stores time last: set "
+                                  "config.data.time_axis='last'")
+        check_trajectory(path, names[1], outputs, grid_rank, time)
+        inputs, names = outputs, (names[1], names[1])
+    else:
+        check_pair(path, names, inputs, outputs, grid_rank=grid_rank)
     for name, array in zip(names, arrays, strict=True):
         check_finite(path / name, name, array)
     sub, grid = subsample_step(path, size, resolution, grid)
     return ArraySource(inputs, outputs, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank,
-                       arrays=names)
+                       arrays=names, time=time)
 
 
 
 def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "a",
                  output_key: str = "u", expected_meta: Mapping[str, Any] | None = None,
                  grid_rank: int | None = None, grid: str = "periodic",
-                 files: tuple[str, str] | None = None) -> ArraySource:
+                 files: tuple[str, str] | None = None,
+                 time: TimeWindow | None = None) -> ArraySource:
     """Open a dataset at ``resolution`` points per grid axis, validating it.
 
     ``path`` is a generated directory (``input_key``/``output_key`` do not apply: meta.json's
@@ -292,32 +362,42 @@ def open_dataset(path: str | os.PathLike, resolution: int, *, input_key: str = "
     1e-12 relative); for files without metadata only ``num_samples`` and ``resolution`` (the
     file's) can be checked, other keys are named in a warning. Raises DataError on any problem
     with the data.
+
+    ``time`` (a :class:`TimeWindow`): a time-dependent problem, whose samples are windows of
+    the trajectories stored under ``output_key`` (a directory: its output array); the input
+    array is not read.
     """
     path = pathlib.Path(path).expanduser().absolute()
-    keys = (input_key, output_key)
+    keys = (input_key, output_key) if time is None else (output_key, output_key)
     if not path.exists():
         raise fail(path, "no such file or directory")
     if path.is_dir():
-        return _open_generated(path, resolution, expected_meta, grid_rank, grid, files)
+        return _open_generated(path, resolution, expected_meta, grid_rank, grid, files, time)
     suffix = path.suffix.lower()
     grid_rank = 1 if grid_rank is None else grid_rank
+    # A trajectory is checked as a pair with one more (time) axis, then as a trajectory.
+    pair_rank = grid_rank + (time is not None)
     if suffix in (".mat", ".h5", ".hdf5") and (suffix != ".mat" or h5py.is_hdf5(path)):
-        a, u = formats.open_hdf5(path, keys, suffix == ".mat", grid_rank)
+        a, u = formats.open_hdf5(path, keys, suffix == ".mat", pair_rank)
     elif suffix in (".mat", ".npz"):
         a, u = formats.open_mat_v5(path, keys) if suffix == ".mat" else formats.open_npz(path, keys)
-        check_pair(path, keys, a, u, grid_rank)
+        check_pair(path, keys, a, u, pair_rank)
     else:
         raise fail(path, f"unsupported format {suffix!r} (expected a generated directory, "
                           ".mat, .npz, .h5 or .hdf5)")
-    if len(set(a.shape[1:1 + grid_rank])) > 1:
+    first = 1
+    if time is not None:
+        check_trajectory(path, output_key, u, grid_rank, time)
+        first = 2 if time.axis == "first" else 1
+    elif len(set(a.shape[1:1 + grid_rank])) > 1:
         raise fail(path, f"{input_key!r} has grid {a.shape[1:1 + grid_rank]}: every grid axis "
                           f"must have the same number of points")
-    sub, grid = subsample_step(path, a.shape[1], resolution, grid)
-    check_shape_meta(path, a.shape[:2], expected_meta)
+    sub, grid = subsample_step(path, a.shape[first], resolution, grid)
+    check_shape_meta(path, (a.shape[0], a.shape[first]), expected_meta)
     for key, array in zip(keys, (a, u), strict=True):
         check_finite(path, key, array)
     if not isinstance(a, np.memmap):  # in memory: float32, on the stored grid
         a = np.ascontiguousarray(a, dtype=np.float32)
         u = np.ascontiguousarray(u, dtype=np.float32)
     return ArraySource(a, u, path=str(path), sub=sub, grid=grid, grid_rank=grid_rank,
-                       arrays=keys)
+                       arrays=keys, time=time)

@@ -206,9 +206,12 @@ class MeshStrategy(Strategy):
     ``fno.parallel.sharding`` for which dimensions)."""
 
     def __init__(self, devices: list[jax.Device] | None = None,
-                 config: ml_collections.ConfigDict | None = None, model: Any = None):
+                 config: ml_collections.ConfigDict | None = None, model: Any = None,
+                 grid_rank: int | None = None):
         """``model``: the model class (``fno.registry.model_class(config)``), whose
-        ``param_axes`` and ``grid_rank`` the layout maps; needed with ``config``."""
+        ``param_axes`` and ``grid_rank`` the layout maps; needed with ``config``.
+        ``grid_rank``: the batches' grid axes where they have fewer than the model (a
+        space-time model's batches have no time axis; fno.models.rollout)."""
         if config is not None and model is None:
             raise TypeError("MeshStrategy with a config needs its model class")
         self.devices = devices or jax.devices()
@@ -220,7 +223,7 @@ class MeshStrategy(Strategy):
             self.layout = sharding_lib.Layout(
                 self.mesh,
                 rules=sharding_lib.axis_rules(config.model_sharding, config.spatial_sharding),
-                param_axes=model.param_axes, grid_rank=model.grid_rank)
+                param_axes=model.param_axes, grid_rank=grid_rank or model.grid_rank)
         self.sharding = NamedSharding(self.mesh, P())
 
     @property
@@ -284,12 +287,13 @@ _STRATEGIES: dict[str, type[Strategy]] = {
 
 
 def make_strategy(mode: str, config: ml_collections.ConfigDict | None = None,
-                  model: Any = None) -> Strategy:
+                  model: Any = None, grid_rank: int | None = None) -> Strategy:
     """The strategy for a config's ``mode``; mesh modes take their mesh shape, axes and
     model/spatial sharding from ``config`` and the logical axes from ``model`` (the model
-    class; default without a config: one 'data' axis over all devices)."""
+    class; default without a config: one 'data' axis over all devices) and ``grid_rank``
+    (the batches' grid axes; default the model's)."""
     if mode not in _STRATEGIES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if issubclass(_STRATEGIES[mode], MeshStrategy):
-        return _STRATEGIES[mode](config=config, model=model)
+        return _STRATEGIES[mode](config=config, model=model, grid_rank=grid_rank)
     return _STRATEGIES[mode]()

@@ -46,7 +46,7 @@ def evaluate(strategy: strategies.Strategy, eval_fn: Callable, state: State,
             total = m if total is None else total.merge(m)
         names = metrics_lib.eval_metric_names(resolution, config.data.resolution)
         for key, value in total.compute().items():
-            results[names[key]] = float(value)
+            results.update(metrics_lib.step_names(names[key], value))
     return results
 
 

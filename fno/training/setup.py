@@ -21,6 +21,7 @@ from flax import nnx
 
 from fno import configuration, registry
 from fno.data import pipeline
+from fno.models import rollout
 from fno.parallel import strategies
 from fno.parallel.strategies import State
 from fno.training import steps
@@ -61,7 +62,8 @@ class Setup:
 def checked_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
     """Validate ``config`` (one-line FnoErrors), then build and check its strategy."""
     configuration.validate(config)
-    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config))
+    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config),
+                                        registry.grid_rank(config))
     configuration.validate_for_devices(config, strategy)
     return strategy
 
@@ -78,14 +80,20 @@ def build(config: ml_collections.ConfigDict, steps_per_epoch: int, *,
     tx = steps.create_optimizer(config, steps_per_epoch)
     graphdef, state = steps.create_state(config, tx, strategy.state_shardings, normalizer,
                                          abstract=abstract)
-    predict = steps.make_predict(steps.make_apply(graphdef), grid, registry.grid_rank(config))
-    train_step = steps.make_train_step(predict, tx, steps.loss_scale(config))
-    eval_step = steps.make_eval_step(predict)
+    rank, scheme = registry.grid_rank(config), registry.time_scheme(config)
+    window = config.data.output_steps if scheme else None
+    apply = rollout.time_apply(steps.make_apply(graphdef), scheme, window, rank,
+                               config.model.get("out_channels") or 1,
+                               config.model.get("rollout", "scan"))
+    predict = steps.make_predict(apply, grid, rank)
+    terms = steps.loss_terms(window if scheme == "autoregressive" else None)
+    train_step = steps.make_train_step(predict, tx, steps.loss_scale(config), terms)
+    eval_step = steps.make_eval_step(predict, window)
     return Setup(config=config, strategy=strategy, tx=tx, graphdef=graphdef, predict=predict,
                  train_step=train_step, eval_step=eval_step,
                  train_fn=strategy.compile_train(train_step),
                  eval_fn=strategy.compile_eval(eval_step), state=state,
-                 grid_rank=registry.grid_rank(config))
+                 grid_rank=rank)
 
 
 def call_size(step: int, config: ml_collections.ConfigDict, uses_scan: bool,

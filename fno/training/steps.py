@@ -120,11 +120,21 @@ def loss_scale(config: ml_collections.ConfigDict) -> float:
     return float(config.batch_size) if config.get("loss_reduction", "mean") == "sum" else 1.0
 
 
+def loss_terms(steps: int | None) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``terms(pred, y) -> [b, n]``: the per-sample errors a loss sums. Steady problems and
+    whole-window models: one relative L2 error over the output (``steps`` None); a rollout
+    trained as the released ``fourier_2d_time.py``: one per predicted step, ``steps`` of them."""
+    if steps is None:
+        return lambda pred, y: metrics_lib.relative_l2(pred, y)[:, None]
+    return lambda pred, y: metrics_lib.per_step_relative_l2(pred, y, steps)
+
+
 def make_train_step(predict: Callable, tx: optax.GradientTransformation,
-                    scale: float = 1.0) -> Callable:
+                    scale: float = 1.0, terms: Callable | None = None) -> Callable:
     """``step(state, batch, axis_name=None) -> (state, TrainMetrics)``.
 
-    The loss is the mean per-sample relative L2 error over all grid axes times ``scale``
+    The loss is the mean over the batch of the per-sample sum of ``terms`` (:func:`loss_terms`;
+    by default the relative L2 error over all grid axes), times ``scale``
     (:func:`loss_scale`; the global batch size gives the released code's sum), on decoded
     outputs when there is a normaliser. Scaling the mean rather than summing locally keeps
     the reduction independent of how the batch is split: under pmap the gradient is averaged
@@ -133,14 +143,17 @@ def make_train_step(predict: Callable, tx: optax.GradientTransformation,
 
     A step whose loss or gradient is not finite leaves parameters and optimizer state
     unchanged and is counted in the metrics; the loop decides whether to stop (the default)
-    or to carry on. Checking on device keeps the loop free of per-step host syncs.
+    or to carry on. Checking on device keeps the loop free of per-step host syncs. The
+    reported ``train_loss`` is the mean term (for a rollout: the mean error per step).
     """
+
+    terms = terms or loss_terms(None)
 
     def step(state: State, batch, axis_name: str | None = None):
         def loss_fn(params):
             pred = predict({**state, "params": params}, batch["x"])
-            rel = metrics_lib.relative_l2(pred, batch["y"])
-            return jnp.mean(rel) * scale, (rel, pred)
+            rel = terms(pred, batch["y"])
+            return jnp.mean(jnp.sum(rel, axis=-1)) * scale, (rel, pred)
 
         grads, (rel, pred) = jax.grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:
@@ -154,13 +167,15 @@ def make_train_step(predict: Callable, tx: optax.GradientTransformation,
         new_state = {**state, "step": state["step"] + 1,
                      "params": jax.tree.map(keep, params, state["params"]),
                      "opt_state": jax.tree.map(keep, opt_state, state["opt_state"])}
-        mask = jnp.broadcast_to(finite, rel.shape)
         mse = metrics_lib.mean_squared_error(pred, batch["y"])
         metrics = metrics_lib.TrainMetrics.empty().replace(
             train_loss=metrics_lib.sum_over_devices(
-                clu_metrics.Average.from_model_output(rel, mask=mask), axis_name),
+                clu_metrics.Average.from_model_output(
+                    jnp.mean(rel, axis=-1), mask=jnp.broadcast_to(finite, mse.shape)),
+                axis_name),
             train_mse=metrics_lib.sum_over_devices(
-                clu_metrics.Average.from_model_output(mse, mask=mask), axis_name),
+                clu_metrics.Average.from_model_output(
+                    mse, mask=jnp.broadcast_to(finite, mse.shape)), axis_name),
             nonfinite_steps=metrics_lib.Count.from_model_output(~finite),
             first_nonfinite_step=metrics_lib.FirstStep.from_model_output(
                 jnp.where(finite, metrics_lib.NO_STEP, state["step"] + 1)),
@@ -170,15 +185,21 @@ def make_train_step(predict: Callable, tx: optax.GradientTransformation,
     return step
 
 
-def make_eval_step(predict: Callable) -> Callable:
-    """``eval_step(state, batch, axis_name=None) -> EvalMetrics`` over the masked batch."""
+def make_eval_step(predict: Callable, steps: int | None = None) -> Callable:
+    """``eval_step(state, batch, axis_name=None) -> EvalMetrics`` over the masked batch; with
+    ``steps`` (a time-dependent problem's output window) ``TimeEvalMetrics``, which add the
+    error of each step."""
 
     def eval_step(state: State, batch, axis_name: str | None = None):
         pred = predict(state, batch["x"])
-        metrics = metrics_lib.EvalMetrics.single_from_model_output(
-            rel_l2=metrics_lib.relative_l2(pred, batch["y"]),
-            mse=metrics_lib.mean_squared_error(pred, batch["y"]),
-            mask=batch["mask"] > 0)
+        outputs = {"rel_l2": metrics_lib.relative_l2(pred, batch["y"]),
+                   "mse": metrics_lib.mean_squared_error(pred, batch["y"]),
+                   "mask": batch["mask"] > 0}
+        collection = metrics_lib.EvalMetrics
+        if steps is not None:
+            collection = metrics_lib.TimeEvalMetrics
+            outputs["rel_l2_step"] = metrics_lib.per_step_relative_l2(pred, batch["y"], steps)
+        metrics = collection.single_from_model_output(**outputs)
         return metrics_lib.sum_over_devices(metrics, axis_name)
 
     return eval_step
