@@ -48,3 +48,16 @@ def darcy_dataset(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("data") / "darcy_tiny"
     darcy.generate_dataset(str(path), **settings)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def navier_stokes_dataset(tmp_path_factory) -> str:
+    """A small generated Navier-Stokes dataset matching configs/tiny_ns.py, made once."""
+    from configs import tiny_ns
+    from fno import registry
+    from fno.data import navier_stokes
+
+    settings = registry.generate_settings(tiny_ns.get_config())
+    path = tmp_path_factory.mktemp("data") / "navier_stokes_tiny"
+    navier_stokes.generate_dataset(str(path), **settings)
+    return str(path)

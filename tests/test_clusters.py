@@ -265,7 +265,8 @@ def test_state_is_created_in_its_shardings_without_transfers(dataset):
 
     config = tiny_config(dataset, mode="mesh", mesh_shape=(2, 4), mesh_axes=("data", "model"),
                          model_sharding="model")
-    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config))
+    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config),
+                                        registry.grid_rank(config))
     tx = steps.create_optimizer(config, 4)
     with jax.transfer_guard("disallow"):
         _, state = steps.create_state(config, tx, strategy.state_shardings)

@@ -2,15 +2,12 @@
 sharded state and checkpoints, and one-line errors for impossible layouts."""
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
 from configs import default
-from fno import configuration, registry
 from fno.data import pipeline
 from fno.errors import FnoError
-from fno.parallel import strategies
 from fno.training import checkpoint as checkpoint_lib
 from fno.training import loop, setup
 from tests.helpers import assert_same, smooth_pairs, tiny_config
@@ -35,12 +32,8 @@ def small_config(mode: str, mesh=(-1,), axes=("data",), model="", spatial=""):
     return config
 
 
-def checked_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
-    """What train_and_evaluate does before any work: validate, build, validate for devices."""
-    configuration.validate(config)
-    strategy = strategies.make_strategy(config.mode, config, registry.model_class(config))
-    configuration.validate_for_devices(config, strategy)
-    return strategy
+# What train_and_evaluate does before any work: validate, build, validate for devices.
+checked_strategy = setup.checked_strategy
 
 
 def train_steps(config, source, num_steps: int = NUM_STEPS):

@@ -29,7 +29,7 @@ from fno.storage import paths
 from fno.storage import workdir as workdir_lib
 from fno.training import checkpoint as checkpoint_lib
 from fno.training import metrics as metrics_lib
-from fno.training import plotting, setup, writers
+from fno.training import plotting, rollout_plots, setup, writers
 from fno.training import progress as progress_lib
 
 
@@ -129,6 +129,17 @@ def _report(writer, step: int, host_metrics, progress: progress_lib.Progress,
     if "steps_per_sec" in rates:
         scalars["samples_per_s"] = rates["steps_per_sec"] * batch_size
     writer.write_scalars(step, {**scalars, **rates})
+
+
+def _write_figures(workdir, writer, step: int, run: setup.Setup, state: State, source: Any,
+                   config: ml_collections.ConfigDict) -> None:
+    """The prediction figure of the first test samples; for a 2D time-dependent problem the
+    rollout's figure and animation instead."""
+    if source.time is not None and source.grid_rank == 2:
+        rollout_plots.write_rollout_figures(workdir, writer, step, run.predict, state, source)
+    else:
+        plotting.write_prediction_figure(workdir, writer, step, run.predict, state, source,
+                                         config.num_plot_samples)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -248,9 +259,8 @@ def _train(config: ml_collections.ConfigDict, workdir, strategy: strategies.Stra
                     if config.num_plot_samples > 0:
                         logical = strategy.logical_state(state)  # a collective: every process
                         if is_writer:
-                            plotting.write_prediction_figure(
-                                workdir, writer, step, run.predict, logical,
-                                data.test[config.data.resolution], config.num_plot_samples)
+                            _write_figures(workdir, writer, step, run, logical,
+                                           data.test[config.data.resolution], config)
             if save:
                 with progress.paused(state):
                     checkpointer.save(step, strategy.logical_state(state), train_iter,

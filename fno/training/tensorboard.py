@@ -90,7 +90,7 @@ class TensorBoardWriter(Writer):
                     height=video.shape[1],
                     width=video.shape[2],
                     colorspace=video.shape[3],
-                    encoded_image_string=_encode_gif(video, self._video_fps),
+                    encoded_image_string=encode_gif(video, self._video_fps),
                 )
                 values.append(summary_pb2.Summary.Value(tag=f"{self._tag(key)}/{i}", image=gif))
             self._add(step, summary_pb2.Summary(value=values))
@@ -168,7 +168,7 @@ def _tensor_proto(value: ArrayLike) -> tensor_pb2.TensorProto:
     )
 
 
-def _encode_gif(frames: np.ndarray, fps: float) -> bytes:
+def encode_gif(frames: np.ndarray, fps: float) -> bytes:
     """[T, H, W, C] uint8 -> animated GIF (Pillow; tensorboardX needs moviepy)."""
     from PIL import Image  # Pillow comes with matplotlib and tensorboardX's images.
 
