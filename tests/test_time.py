@@ -261,3 +261,40 @@ def test_a_trajectory_file_too_short_for_the_window_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert "has 4 snapshots per trajectory, fewer than" in lines[-1]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", ["fno2d", "fno3d"])
+def test_trained_time_models_load_roll_out_evaluate_and_export(model_name,
+                                                               navier_stokes_dataset,
+                                                               tmp_path):
+    """fno.load's rollout reproduces the run's test errors; a longer horizon extends the
+    trained one; evaluate prints results.json's numbers; the export is the whole rollout."""
+    import fno
+    from fno.training import loop
+    from tests.test_inference import command, ok, run_exported
+
+    config = config_ns("mesh", **{"data.dir": navier_stokes_dataset,
+                                  "model.name": model_name, "num_plot_samples": 0})
+    workdir = tmp_path / "run"
+    results = loop.train_and_evaluate(config, str(workdir))
+    model = fno.load(str(workdir))
+    assert model.output_steps == 3
+    test = datasets.load(config).test[16]
+    x, y = test.get_batch(np.arange(len(test)))
+    pred = model(x)
+    assert pred.shape == y.shape == (len(test), 16, 16, 3)
+    errors = np.asarray(metrics.per_step_relative_l2(pred, y, 3)).mean(0)
+    np.testing.assert_allclose(errors, [results[f"test_rel_l2_step{k:02d}"] for k in (1, 2, 3)],
+                               rtol=1e-4)
+    longer = model(x, steps=5)
+    assert longer.shape == (len(test), 16, 16, 5)
+    if model_name == "fno2d":  # a rollout's first steps do not depend on its length
+        np.testing.assert_allclose(longer[..., :3], pred, rtol=1e-4, atol=1e-5)
+    report = json.loads(ok(command("evaluate", f"--workdir={workdir}")))
+    for key in ("test_rel_l2", "test_rel_l2_step03", "test_rel_l2_s32_step01"):
+        assert report[key] == pytest.approx(results[key], rel=1e-4)
+    archive = tmp_path / "model.fnox"
+    ok(command("export", f"--workdir={workdir}", f"--output={archive}", "--platforms=cpu"))
+    exported = run_exported(archive, "s16.jaxexport", x[:2], tmp_path)
+    np.testing.assert_allclose(exported, pred[:2], rtol=1e-5, atol=1e-5)

@@ -305,6 +305,8 @@ def resolve_channels(config: ml_collections.ConfigDict,
     with resolved.unlocked():
         for name, (_, count) in found.items():
             resolved.model[name] = count
+        if registry.time_scheme(config) is not None:  # recorded, for inference
+            resolved.model.time_scheme = registry.time_scheme(config)
     return resolved
 
 

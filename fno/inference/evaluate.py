@@ -39,7 +39,7 @@ FLAGS = flags.FLAGS
 
 def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
     """``{resolution: source}`` of ``path`` (training resolution first, like fno.data.datasets)."""
-    from fno.data import checks, sources
+    from fno.data import checks, datasets, sources
     from fno.errors import FnoError
 
     data = model.config.data
@@ -50,7 +50,8 @@ def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dic
             return sources.open_dataset(path, r, input_key=FLAGS.input_key or data.input_key,
                                         output_key=FLAGS.output_key or data.output_key,
                                         grid_rank=layout.grid_rank, grid=layout.grid,
-                                        files=layout.files)
+                                        files=layout.files,
+                                        time=datasets.time_window(model.config))
         except checks.DataError as e:
             raise FnoError(str(e)) from e
 
@@ -106,7 +107,7 @@ def main() -> None:
     # Every process-local device holds an equal share of each padded batch.
     config.batch_size = model.padded_batch(config.batch_size)
     strategy = model.strategy
-    eval_fn = strategy.compile_eval(steps.make_eval_step(model.predict))
+    eval_fn = strategy.compile_eval(steps.make_eval_step(model.predict, model.output_steps))
     metrics = loop.evaluate(strategy, eval_fn, strategy.place_state(model.state), test, config)
     report = {"workdir": FLAGS.workdir, "step": model.step, "data": where,
               "samples": len(next(iter(test.values()))), **metrics}

@@ -11,7 +11,8 @@ The ``.fnox`` file is a zip archive:
   the exported functions take them;
 * ``s<S>.jaxexport``: one serialized ``jax.export.Exported`` (StableHLO) per resolution, a
   function ``(weights, x) -> y`` with a symbolic batch dimension, lowered for every platform
-  in ``--platforms``.
+  in ``--platforms``. A time-dependent model's function is its whole prediction window (an
+  autoregressive rollout of the trained ``output_steps`` is one ``lax.scan`` inside it).
 
 The resolution is fixed per function: the truncated-DFT path builds its bases as constants
 of the grid size, and jnp.fft needs a static length, so a symbolic grid does not trace.
@@ -104,7 +105,12 @@ def model_card(model, functions: dict, platforms: list[str], leaves: list) -> di
                          "activation": cfg.activation, "grid_rank": model.grid_rank,
                          "in_channels": model.in_channels, "out_channels": model.out_channels,
                          "parameters": int(sum(np.size(p) for p in params)),
-                         "normalizer": "normalizer" in model.state},
+                         "normalizer": "normalizer" in model.state,
+                         "time": model.time_scheme and {
+                             "scheme": model.time_scheme,
+                             "input_steps": model.config.data.input_steps,
+                             "output_steps": model.output_steps,
+                             "channels_per_step": model.data.get("channels_per_step", 1)}},
         "trained": {"workdir": model.workdir, "step": model.step,
                     "test_metrics": metrics, "data": model.data},
         "functions": functions,

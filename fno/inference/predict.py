@@ -1,13 +1,16 @@
 """Apply a trained model to new inputs.
 
     python -m fno.inference.predict --workdir=W --input=u0.npy --output=u1.npy [--resolution=S]
-        [--step=N] [--input_key=a] [--output_key=u] [--batch_size=64] [--overwrite]
+        [--step=N] [--input_key=a] [--output_key=u] [--batch_size=64] [--steps=K]
+        [--overwrite]
 
 Inputs ``[N, *grid]`` or one sample ``[*grid]`` (a trailing channel axis for a model with
 several input channels) from ``.npy``, ``.npz``, ``.mat`` or ``.h5``; predictions are
 written in the output's format at the input's resolution (an FNO is resolution-free) or, with
 ``--resolution``, on the input's subgrid of that size. The checkpoint carries the config and
-the data normaliser (fno.inference.trained), so nothing else is passed.
+the data normaliser (fno.inference.trained), so nothing else is passed. A time-dependent
+model takes the first snapshots as channels (``[N, *grid, input_steps]``) and writes
+``--steps`` predicted snapshots (default: as many as it trained on).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ flags.DEFINE_string("input_key", None, "Array name in .npz/.mat/.h5 inputs (defa
                     "or the file's only array).")
 flags.DEFINE_string("output_key", "u", "Array name in .npz/.mat/.h5 outputs.")
 flags.DEFINE_integer("batch_size", 64, "Samples per compiled call.", lower_bound=1)
+flags.DEFINE_integer("steps", None, "Time-dependent models: snapshots to predict (default: "
+                     "the trained output_steps).", lower_bound=1)
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 flags.mark_flags_as_required(["workdir", "input", "output"])
 FLAGS = flags.FLAGS
@@ -65,7 +70,7 @@ def main() -> None:
     if FLAGS.resolution:
         x = subsample(x, batched, model.grid_rank, FLAGS.resolution, model.grid, FLAGS.input)
         model.check_input(x.shape)
-    y, seconds = model.throughput(x, FLAGS.batch_size)
+    y, seconds = model.throughput(x, FLAGS.batch_size, FLAGS.steps)
     array_io.write_array(output, y, FLAGS.output_key, FLAGS.overwrite)
     n = len(x) if batched else 1
     grid = "x".join(map(str, x.shape[batched:batched + model.grid_rank]))

@@ -15,7 +15,6 @@ accelerators.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from flax import nnx
 from fno import registry
 from fno.data import datasets
 from fno.errors import FnoError
+from fno.models import rollout
 from fno.parallel import strategies
 from fno.parallel.strategies import State
 from fno.storage import paths
@@ -49,13 +49,15 @@ def _saved_config(checkpointer: checkpoint_lib.Checkpointer, step: int,
                    f"(written by an older fno) and {results} is missing")
 
 
-def inference_strategy(config: ml_collections.ConfigDict) -> strategies.Strategy:
+def inference_strategy(config: ml_collections.ConfigDict,
+                       grid_rank: int | None = None) -> strategies.Strategy:
     """A data-parallel mesh over this process's devices, whatever mesh the run trained on:
     parameters replicated, batches split along 'data'."""
     local = ml_collections.ConfigDict(config.to_dict())
     local.mesh_shape, local.mesh_axes = (-1,), (strategies.DATA_AXIS,)
     local.model_sharding = local.spatial_sharding = ""
-    return strategies.MeshStrategy(jax.local_devices(), local, registry.model_class(config))
+    return strategies.MeshStrategy(jax.local_devices(), local, registry.model_class(config),
+                                   grid_rank)
 
 
 @dataclasses.dataclass
@@ -65,7 +67,9 @@ class TrainedModel:
     ``model(x)``: ``x`` is one sample ``[*grid]`` (``[*grid, C]`` with several input
     channels) or a batch ``[n, *grid(, C)]``, at any resolution with at least
     ``min_resolution`` points per axis (FNO is resolution-free); the result has the same
-    leading shape, in float32.
+    leading shape, in float32. A time-dependent model takes the first snapshots as channels
+    and predicts ``model(x, steps=K)`` snapshots (default: as many as it trained on; a
+    rollout or a space-time model may go further; fno.models.rollout), time-major channels.
     """
 
     config: ml_collections.ConfigDict
@@ -75,10 +79,38 @@ class TrainedModel:
     state: State  # {"params", and "normalizer" when the run had one}
     strategy: strategies.Strategy
     predict: Any  # pure (state, x) -> y, as in training
+    predict_for: Any = None  # steps -> pure (state, x) -> y, for a time-dependent model
+    _compiled_by_steps: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def grid_rank(self) -> int:
-        return registry.model_class(self.config).grid_rank
+        """The data's grid axes (a space-time model has one more, time)."""
+        return self.data.get("grid_rank") or registry.model_class(self.config).grid_rank
+
+    @property
+    def time_scheme(self) -> str | None:
+        """How the model predicts in time (fno.models.rollout); None for a steady model."""
+        if self.config.data.get("input_steps") is None:
+            return None
+        return self.config.model.get("time_scheme") or registry.time_scheme(self.config)
+
+    @property
+    def output_steps(self) -> int | None:
+        """Snapshots predicted by default (the trained window); None for a steady model."""
+        return self.config.data.get("output_steps") if self.time_scheme else None
+
+    def checked_steps(self, steps: int | None) -> int | None:
+        """``steps`` (None: the trained window) as a horizon this model can predict."""
+        if steps is None or steps == self.output_steps:
+            return self.output_steps
+        if self.time_scheme is None:
+            raise FnoError("steps: this model is not time-dependent (it maps inputs to outputs)")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+            raise FnoError(f"steps must be a positive integer, got {steps!r}")
+        if self.time_scheme == "direct":
+            raise FnoError(f"steps={steps}: this model predicts its {self.output_steps} "
+                           f"steps at once (model.time_scheme='direct'), no other number")
+        return steps
 
     @property
     def grid(self) -> str:
@@ -156,8 +188,9 @@ class TrainedModel:
         """``batch_size`` rounded up to a multiple of the devices (each gets a share)."""
         return -(-max(1, batch_size) // self.devices) * self.devices
 
-    def __call__(self, x: Any, batch_size: int = 64) -> np.ndarray:
+    def __call__(self, x: Any, batch_size: int = 64, steps: int | None = None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
+        compiled = self._compiled(self.checked_steps(steps))
         batched = self.check_input(x.shape)
         xs = x if batched else x[None]
         size = self.padded_batch(min(batch_size, len(xs)))
@@ -167,27 +200,34 @@ class TrainedModel:
             pad = size - len(chunk)
             if pad:  # every call sees one shape: compiled once per resolution
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-            y = self._compiled(self.strategy.put_batch({"x": chunk}, False)["x"])
+            y = compiled(self.strategy.put_batch({"x": chunk}, False)["x"])
             out.append(np.asarray(y)[:len(chunk) - pad])
         y = np.concatenate(out) if out else np.zeros((0,), np.float32)
         return y if batched else y[0]
 
-    @functools.cached_property
-    def _compiled(self) -> Any:
-        """``x -> predict(state, x)`` on the placed state, compiled once per input shape."""
-        predict = self.strategy.with_layout(self.predict)
+    def _compiled(self, steps: int | None) -> Any:
+        """``x -> predict(state, x)`` for ``steps`` on the placed state, compiled once per
+        input shape."""
+        if steps not in self._compiled_by_steps:
+            self._compiled_by_steps[steps] = self._compile(steps)
+        return self._compiled_by_steps[steps]
+
+    def _compile(self, steps: int | None) -> Any:
+        pure = self.predict if steps == self.output_steps else self.predict_for(steps)
+        predict = self.strategy.with_layout(pure)
         batch = self.strategy.layout.named(jax.sharding.PartitionSpec(strategies.DATA_AXIS))
         jitted = jax.jit(predict, out_shardings=batch)
         placed = self.strategy.place_state(self.state)
         return lambda x: jitted(placed, x)
 
-    def throughput(self, x: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, float]:
-        """``(self(x), seconds)``, timed after a warm-up call that compiles the one batch
-        shape the timed call uses."""
+    def throughput(self, x: np.ndarray, batch_size: int = 64,
+                   steps: int | None = None) -> tuple[np.ndarray, float]:
+        """``(self(x, steps=steps), seconds)``, timed after a warm-up call that compiles the
+        one batch shape the timed call uses."""
         xs = x if self.check_input(x.shape) else x[None]
-        self(xs[:batch_size], batch_size)
+        self(xs[:batch_size], batch_size, steps)
         start = time.perf_counter()
-        y = self(x, batch_size)
+        y = self(x, batch_size, steps)
         return y, time.perf_counter() - start
 
 
@@ -234,7 +274,16 @@ def load(workdir: str, step: int | None = None) -> TrainedModel:
     state = {"params": saved["params"]}
     if "normalizer" in saved:
         state["normalizer"] = saved["normalizer"]
-    predict = steps.make_predict(steps.make_apply(graphdef), data["grid"],
-                                 registry.model_class(config).grid_rank)
+    rank = data.get("grid_rank") or registry.model_class(config).grid_rank
+    scheme = (config.model.get("time_scheme") or registry.time_scheme(config)
+              if config.data.get("input_steps") is not None else None)
+
+    def predict_for(horizon: int | None) -> Any:
+        apply = rollout.time_apply(steps.make_apply(graphdef), scheme, horizon, rank,
+                                   data.get("channels_per_step") or 1)
+        return steps.make_predict(apply, data["grid"], rank)
+
     return TrainedModel(config=config, step=step, workdir=str(workdir), data=data,
-                        state=state, strategy=inference_strategy(config), predict=predict)
+                        state=state, strategy=inference_strategy(config, rank),
+                        predict=predict_for(config.data.get("output_steps")),
+                        predict_for=predict_for)
