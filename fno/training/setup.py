@@ -50,6 +50,19 @@ class Setup:
         s = resolution or self.config.data.resolution
         return (self.config.batch_size, *(s,) * self.grid_rank)
 
+    def batch_shapes(self, resolution: int | None = None
+                     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A global batch's input and output shapes at ``resolution``: ``[b, *grid]`` with
+        a trailing channel axis where there are several (a time-dependent problem's output
+        window: ``output_steps`` snapshots of the model's channels each)."""
+        grid = self.batch_shape(resolution)
+        model = self.config.model
+        x = model.get("in_channels") or 1
+        y = model.get("out_channels") or 1
+        if registry.time_scheme(self.config) in ("autoregressive", "space_time"):
+            y *= self.config.data.output_steps
+        return (*grid, *(x,) * (x > 1)), (*grid, *(y,) * (y > 1))
+
     def placed_state(self) -> State:
         """:attr:`state` in the strategy's run-time layout (pmap: a leading device axis)."""
         return self.strategy.place_state(self.state)
