@@ -24,7 +24,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.timing import StepRunner, environment, print_table  # noqa: E402
+from benchmarks.timing import StepRunner, cpu_model, environment, print_table  # noqa: E402
 from fno.parallel import runtime  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
                      "compile_s": round(runner.compile_s - ms / 1e3, 2),
                      "ms_per_step": round(ms, 1), "ms_all": [round(v, 1) for v in times[how]]})
     scan, unrolled = rows
-    record = {"environment": environment(), "rows": rows,
+    record = {"environment": environment(), "machine": cpu_model(), "rows": rows,
               "compile_ratio_unrolled_over_scan": round(unrolled["compile_s"]
                                                         / scan["compile_s"], 2),
               "step_ratio_unrolled_over_scan": round(unrolled["ms_per_step"]

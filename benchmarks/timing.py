@@ -50,6 +50,18 @@ class StepRunner:
         return (time.perf_counter() - t0) * 1e3 / (calls * self.k)
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (Linux), e.g. to tell AMD EPYC from Intel Xeon runs."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict[str, Any]:
     import jax
 

@@ -529,7 +529,29 @@ def quick_runs() -> list[str]:
                     "burgers_paper_256_mean")
 
 
+def time_runs() -> list[str]:
+    return measured("ns_quick")
+
+
+def rollout_timing() -> list[str]:
+    d = load_json("benchmarks/results/rollout_timing.json")
+    rows = [[f"`{r['rollout']}`", str(r["output_steps"]), f"{r['resolution']}²",
+             str(r["batch"]), f"{r['compile_s']:.1f}", f"{r['ms_per_step']:.0f}"]
+            for r in d["rows"]]
+    env = d["environment"]
+    return [*table(["rollout", "steps", "grid", "batch", "compile (s)", "ms per training step"],
+                   rows), "",
+            f"The training step of `configs/ns_paper.py:2d` (FNO-2D of 10 snapshots, width 20, "
+            f"12 modes; gradients through the whole rollout) on synthetic data; compile time is "
+            f"the first call less one step, step time the median of repeats taken in turn. "
+            f"Unrolled / scan: compile {d['compile_ratio_unrolled_over_scan']:g}×, step "
+            f"{d['step_ratio_unrolled_over_scan']:g}×. {env['cpus']} vCPUs ({undated(d['machine'])}), "
+            f"JAX {env['jax']}. Record: `benchmarks/results/rollout_timing.json`.", "",
+            "    python benchmarks/rollout_timing.py --output=benchmarks/results/rollout_timing.json"]
+
+
 BLOCKS = {f.__name__: f for f in (
+    time_runs, rollout_timing,
     side_by_side, burgers_mean_loss, darcy_paper, darcy_side_by_side, quick_runs, cpu_steps,
     cpu_variants, modes_cpu, scan_sweep, loop_overhead, host_memory, multiprocess, darcy_steps,
     bf16_accuracy, memory_1d, memory_2d, burgers_convergence, navier_stokes_convergence,

@@ -17,8 +17,9 @@ from pathlib import Path
 import jax
 import pytest
 
+from configs import tiny_ns
 from fno.training import loop
-from tests.helpers import assert_same, params_of, tiny_config, tiny_config_2d
+from tests.helpers import assert_same, params_of, tiny_config, tiny_config_2d, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 # One mesh and one pmap mode (the resume test below compares with the mesh run); mesh_scan
@@ -88,6 +89,27 @@ def test_two_processes_match_one_with_fno2d(darcy_dataset, tmp_path):
     multi = json.loads((tmp_path / "multi" / "results.json").read_text())
     assert multi["processes"] == 2
     assert multi["test_rel_l2"] == pytest.approx(single["test_rel_l2"], rel=1e-4)
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_a_rollout(navier_stokes_dataset, tmp_path):
+    """FNO-2D rolled out in time on Navier-Stokes trajectories, data- and x-sharded on a
+    (data, x) mesh: 2 processes x 4 devices give the parameters and per-step test errors of
+    1 x 8."""
+    layout = ["--config.mode=mesh_scan", "--config.mesh_shape=(4, 2)",
+              "--config.mesh_axes=('data', 'x')", "--config.spatial_sharding=x",
+              "--config.model.spectral_impl=dft"]
+    launch(tmp_path / "multi", navier_stokes_dataset, *layout, config="tiny_ns.py")
+    config = with_overrides(tiny_ns.get_config(), {
+        "data.dir": navier_stokes_dataset, "mode": "mesh_scan", "mesh_shape": (4, 2),
+        "mesh_axes": ("data", "x"), "spatial_sharding": "x", "model.spectral_impl": "dft"})
+    single = loop.train_and_evaluate(config, str(tmp_path / "single"))
+    assert_same(params_of(tmp_path / "multi"), params_of(tmp_path / "single"), rtol=1e-5)
+    multi = json.loads((tmp_path / "multi" / "results.json").read_text())
+    assert multi["processes"] == 2
+    for key in ("test_rel_l2", "test_rel_l2_step01", "test_rel_l2_step03",
+                "test_rel_l2_s32_step02"):
+        assert multi[key] == pytest.approx(single[key], rel=1e-4)
+
 
 @pytest.mark.slow
 def test_two_process_checkpoint_resumes_exactly(dataset, two_process_runs, tmp_path, caplog):

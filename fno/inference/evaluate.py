@@ -3,6 +3,7 @@
     python -m fno.inference.evaluate --workdir=W                       # the run's test split again
     python -m fno.inference.evaluate --workdir=W --data=burgers_data_R10.mat --resolutions=1024,8192
         [--input_key=a --output_key=u] [--split=all|test] [--step=N] [--output=metrics.json]
+    python -m fno.inference.evaluate --workdir=W --steps=40   # a time model, a longer rollout
 
 Metrics are those of ``results.json`` (``test_rel_l2``, ``test_mse`` at the training
 resolution, ``..._s<r>`` at others), computed by the training loop's own evaluation
@@ -10,7 +11,9 @@ resolution, ``..._s<r>`` at others), computed by the training loop's own evaluat
 mesh of this process's devices. Without ``--data`` the run's dataset is opened as training
 opened it, so the numbers reproduce results.json. With ``--data``, every sample of that file
 or directory is used (``--split=test``: its last ``num_test`` samples, as the run split
-its own data).
+its own data). A time-dependent model is scored per output step too (``test_rel_l2_step01``
+...); ``--steps`` rolls it out further than it trained, on windows that many snapshots long
+where the data hold them.
 """
 
 from __future__ import annotations
@@ -31,18 +34,20 @@ flags.DEFINE_string("input_key", None, "Input array name (default: the run's).")
 flags.DEFINE_string("output_key", None, "Output array name (default: the run's).")
 flags.DEFINE_enum("split", None, ["all", "test"], "Samples of --data to use (default: all).")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.DEFINE_integer("steps", None, "Time-dependent models: output steps to roll out and score "
+                     "(default: the trained window).", lower_bound=1)
 flags.DEFINE_string("output", None, "Also write the metrics to this JSON file.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output file.")
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 
-def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dict:
+def _sources(model, config, path: str, split: str, resolutions: list[int] | None) -> dict:
     """``{resolution: source}`` of ``path`` (training resolution first, like fno.data.datasets)."""
     from fno.data import checks, datasets, sources
     from fno.errors import FnoError
 
-    data = model.config.data
+    data = config.data
     layout = model.layout  # the checkpoint's record: no registered problem needed
 
     def open_at(r: int):
@@ -51,7 +56,7 @@ def _sources(model, path: str, split: str, resolutions: list[int] | None) -> dic
                                         output_key=FLAGS.output_key or data.output_key,
                                         grid_rank=layout.grid_rank, grid=layout.grid,
                                         files=layout.files,
-                                        time=datasets.time_window(model.config))
+                                        time=datasets.time_window(config))
         except checks.DataError as e:
             raise FnoError(str(e)) from e
 
@@ -79,6 +84,9 @@ def main() -> None:
     resolutions = (model.checked_resolutions(FLAGS.resolutions, "--resolutions")
                    if FLAGS.resolutions is not None else None)
     config = model.config.copy_and_resolve_references()
+    horizon = model.checked_steps(FLAGS.steps)
+    if horizon is not None:  # the data's windows as long as the rollout
+        config.data.output_steps = horizon
     if FLAGS.data is None:
         if FLAGS.split == "all":
             raise FnoError("--split=all needs --data (the run's own data: its test split)")
@@ -102,12 +110,13 @@ def main() -> None:
         test = {r: s for r, s in splits.test.items() if resolutions is None or r in resolutions}
         where = f"the test split of {splits.train.path}"
     else:
-        test = _sources(model, FLAGS.data, FLAGS.split or "all", resolutions)
+        test = _sources(model, config, FLAGS.data, FLAGS.split or "all", resolutions)
         where = FLAGS.data
     # Every process-local device holds an equal share of each padded batch.
     config.batch_size = model.padded_batch(config.batch_size)
     strategy = model.strategy
-    eval_fn = strategy.compile_eval(steps.make_eval_step(model.predict, model.output_steps))
+    predict = model.predict if horizon == model.output_steps else model.predict_for(horizon)
+    eval_fn = strategy.compile_eval(steps.make_eval_step(predict, horizon))
     metrics = loop.evaluate(strategy, eval_fn, strategy.place_state(model.state), test, config)
     report = {"workdir": FLAGS.workdir, "step": model.step, "data": where,
               "samples": len(next(iter(test.values()))), **metrics}
