@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,12 @@ from ml_collections import config_flags
 from fno.parallel import runtime
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.timing import StepRunner, environment, print_table  # noqa: E402
+from benchmarks.timing import (  # noqa: E402
+    StepRunner,
+    environment,
+    peak_rss_mb,
+    print_table,
+)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/basic.py", "Config file to benchmark.")
@@ -101,10 +105,6 @@ def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
 def current_rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def device_memory_mb() -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from typing import Any
 
@@ -48,6 +49,11 @@ class StepRunner:
         t0 = time.perf_counter()
         self.run_calls(calls)
         return (time.perf_counter() - t0) * 1e3 / (calls * self.k)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def cpu_model() -> str:

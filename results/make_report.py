@@ -545,9 +545,11 @@ def rollout_timing() -> list[str]:
             f"12 modes; gradients through the whole rollout) on synthetic data; compile time is "
             f"the first call less one step, step time the median of repeats taken in turn. "
             f"Unrolled / scan: compile {d['compile_ratio_unrolled_over_scan']:g}×, step "
-            f"{d['step_ratio_unrolled_over_scan']:g}×. {env['cpus']} vCPUs ({undated(d['machine'])}), "
-            f"JAX {env['jax']}. Record: `benchmarks/results/rollout_timing.json`.", "",
-            "    python benchmarks/rollout_timing.py --output=benchmarks/results/rollout_timing.json"]
+            f"{d['step_ratio_unrolled_over_scan']:g}×. {env['cpus']} vCPUs "
+            f"({undated(d['machine'])}), JAX {env['jax']}. Record: "
+            "`benchmarks/results/rollout_timing.json`.", "",
+            "    python benchmarks/rollout_timing.py "
+            "--output=benchmarks/results/rollout_timing.json"]
 
 
 BLOCKS = {f.__name__: f for f in (

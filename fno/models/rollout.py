@@ -9,8 +9,9 @@ like a steady model:
 * ``autoregressive`` (the released ``fourier_2d_time.py``): the model maps the last
   ``steps_in`` snapshots to the next one; the prediction is fed back, ``steps`` times. The
   rollout is a ``lax.scan`` inside the compiled step, so its program and compile time do not
-  grow with the horizon; ``unrolled`` traces the same loop in Python, as eager frameworks run
-  it, for comparison (benchmarks/rollout_timing.py).
+  grow with the horizon, and each step is rematerialised in the backward pass, so its memory
+  holds one window per step; ``unrolled`` traces the same loop in Python, as eager frameworks
+  run it, for comparison (benchmarks/rollout_timing.py).
 * ``space_time`` (the released ``fourier_3d.py``): a model with one more grid axis convolves
   over space and time at once; the input snapshots are repeated along that axis, ``steps``
   long, and the model's coordinates add where in time each point is.
@@ -55,7 +56,12 @@ def autoregressive(apply: Apply, params: Any, x: jax.Array, steps: int, grid_ran
         return jnp.concatenate([window[..., channels:], out.astype(window.dtype)], -1), out
 
     if rollout == "scan":
-        _, outs = jax.lax.scan(advance, window, None, length=steps)  # [steps, b, *grid, C]
+        # Each step is recomputed in the backward pass from its window (jax.checkpoint): the
+        # scan then saves one window per step instead of stacking every activation of every
+        # step, which on CPU made its gradient slower than the unrolled loop's
+        # (benchmarks/rollout_timing.py; docs/time.md).
+        _, outs = jax.lax.scan(jax.checkpoint(advance), window, None, length=steps)
+        # outs: [steps, b, *grid, C]
         outs = jnp.moveaxis(outs, 0, -2)
     elif rollout == "unrolled":
         outs = []
