@@ -21,6 +21,10 @@ at s = 421 and 1024: data and model sharding, spatial sharding of the first grid
 2-axis meshes, and of both grid axes on 3-axis meshes ('data' x 'x' x 'y'). Spatial sharding
 needs a grid the axis divides, so its "421" rows compile s = 424 (421 rounded up to a
 multiple of 8; the ``s`` field says which).
+
+``--sections=ns3d`` compiles FNO-3D over space and time (configs/ns_paper.py:3d, the DFT path)
+at 64 x 64 x 40 and 256 x 256 x 80 under data, model and spatial (x; x and y) sharding: what
+"my FNO-3D does not fit one device" comes to per device.
 """
 
 from __future__ import annotations
@@ -74,9 +78,9 @@ def compile_step(config) -> tuple[Any, dict[str, float]]:
     run = setup.build(config, steps_per_epoch=50, abstract=True)
     state = run.state
     shardings = jax.tree.map(lambda x: x.sharding, state)
-    batch_sharding = run.strategy.layout.batch_sharding(run.batch_shape(), stacked=False)
-    batch = {k: jax.ShapeDtypeStruct(run.batch_shape(), jnp.float32, sharding=batch_sharding)
-             for k in ("x", "y")}
+    batch = {k: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=run.strategy.layout
+                                     .batch_sharding(shape, stacked=False))
+             for k, shape in zip(("x", "y"), run.batch_shapes(), strict=True)}
     start = time.perf_counter()
     compiled = run.strategy.jit_train(run.train_step, state).lower(state, batch).compile()
     seconds = time.perf_counter() - start
@@ -198,6 +202,38 @@ def darcy(batch: int) -> list[dict[str, Any]]:
     return rows
 
 
+# FNO-3D over space and time (configs/ns_paper.py:3d): layouts on 8 devices.
+NS3D_MESHES = {"data": ((8, 1),), "model": ((1, 8),), "spatial": ((1, 8),),
+               "spatial_xy": ((1, 2, 4),)}
+
+
+def ns3d(batch: int) -> list[dict[str, Any]]:
+    """FNO-3D (width 20, 8 modes per axis, 10 snapshots in, time padded by 6) at 64 x 64 x 40
+    and 256 x 256 x 80 under every layout, on the DFT path (the one spatial sharding is for)."""
+    from configs import ns_paper
+
+    rows = []
+    for s, steps in ((64, 40), (256, 80)):
+        for layout, meshes in NS3D_MESHES.items():
+            for mesh in meshes:
+                config = ns_paper.get_config("3d")
+                config.mode, config.batch_size = "mesh", batch
+                config.data.resolution, config.data.output_steps = s, steps
+                config.model.spectral_impl = "dft"
+                config.model.in_channels, config.model.out_channels = 10, 1
+                config.mesh_shape, config.mesh_axes = mesh, ("data", "x", "y")[:len(mesh)]
+                config.model_sharding = "x" if layout == "model" else ""
+                config.spatial_sharding = {"spatial": "x", "spatial_xy": "x,y"}.get(layout, "")
+                _, sizes = compile_step(config)
+                rows.append({"model": "fno3d", "s": s, "time_steps": steps,
+                             "mesh": "x".join(map(str, mesh)), "layout": layout,
+                             "batch": batch, **sizes})
+                print(f"  fno3d {s}x{s}x{steps} {rows[-1]['mesh']} {layout}: total "
+                      f"{sizes['total'] / MiB:.0f} MiB, state {sizes['state'] / MiB:.1f} MiB "
+                      f"({sizes['compile_s']} s)", flush=True)
+    return rows
+
+
 def print_tables(rows, fits, impl_rows) -> None:
     if rows:
         _print_sweep(rows, fits)
@@ -242,7 +278,8 @@ def main() -> None:
     parser.add_argument("--resolutions", default="8192,65536,1048576")
     parser.add_argument("--max-compile-s", type=float, default=60.0)
     parser.add_argument("--sections", default="sweep,impl",
-                        help="sweep (the layout grid), impl (FFT vs DFT, spatial), darcy (FNO-2D)")
+                        help="sweep (the layout grid), impl (FFT vs DFT, spatial), darcy (FNO-2D), "
+                        "ns3d (FNO-3D over space and time)")
     args = parser.parse_args()
     sections = args.sections.split(",")
     assert jax.device_count() == 8, "needs 8 (forced CPU) devices"
@@ -253,13 +290,14 @@ def main() -> None:
     fits = largest_fit(rows)
     impl_rows = fft_vs_dft(args.batch) if "impl" in sections else []
     darcy_rows = darcy(args.batch) if "darcy" in sections else []
+    ns3d_rows = ns3d(args.batch) if "ns3d" in sections else []
     print_tables(rows, fits, impl_rows)
     result = {"command": "python " + " ".join(sys.argv),
               "device": "8 forced XLA:CPU devices", "jax": jax.__version__,
               "model": {"modes": 16, "num_layers": 4, "projection_width": 128,
                         "batch": args.batch},
               "rows": rows, "largest_fit_16GiB": fits, "spatial_fft_vs_dft": impl_rows,
-              "darcy_fno2d": darcy_rows,
+              "darcy_fno2d": darcy_rows, "ns_fno3d": ns3d_rows,
               "wall_s": round(time.perf_counter() - start, 1)}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:

@@ -46,9 +46,6 @@ def main(argv: list[str]) -> None:
     del argv
     config = FLAGS.config
     config.mode = "basic"
-    # The channels a run takes from its data: the input snapshots in, one snapshot out.
-    config.model.in_channels = config.data.input_steps
-    config.model.out_channels = 1
     runners = {}
     for how in FLAGS.rollouts:
         variant = config.copy_and_resolve_references()

@@ -60,30 +60,42 @@ flags.DEFINE_integer("leak_check_steps", 0, "If > 0: run this many steps, sampli
 
 
 # --- analytic cost -------------------------------------------------------------------------
-def forward_flops(resolution: int, batch: int, width: int = 64, modes: int = 16,
-                  num_layers: int = 4, projection_width: int = 128,
-                  grid_rank: int = 1) -> float:
+def forward_flops(resolution: int | tuple[int, ...], batch: int, width: int = 64,
+                  modes: int = 16, num_layers: int = 4, projection_width: int = 128,
+                  grid_rank: int = 1, in_channels: int = 1, out_channels: int = 1) -> float:
     """FLOPs of one forward pass, by the peer benchmark's conventions: 5 n log2 n per FFT and
     channel (n grid points), 2mnk per matmul, 8 per complex multiply-add; element-wise work
-    not counted. In 2D the layer keeps ``2 m^2`` modes (both rfft2 corners)."""
-    n = resolution**grid_rank
+    not counted. ``resolution``: points per axis, or the grid's shape. In d dimensions the
+    layer keeps ``2^(d-1) m^d`` modes (the rfft corners)."""
+    shape = (resolution,) * grid_rank if isinstance(resolution, int) else tuple(resolution)
+    n = math.prod(shape)
     points = batch * n
-    lift = 2 * points * (1 + grid_rank) * width
+    lift = 2 * points * (in_channels + len(shape)) * width
     fft = 2 * 5 * n * math.log2(n) * batch * width
-    kept = 2 ** (grid_rank - 1) * modes**grid_rank
+    kept = 2 ** (len(shape) - 1) * modes ** len(shape)
     spectral = 8 * batch * width * width * kept
     pointwise = 2 * points * width * width
-    projection = 2 * points * (width * projection_width + projection_width)
+    projection = 2 * points * (width * projection_width + projection_width * out_channels)
     return lift + num_layers * (fft + spectral + pointwise) + projection
 
 
 def train_step_flops(config) -> float:
-    """Forward + backward (twice the forward) per training step."""
+    """Forward + backward (twice the forward) per training step; a time-dependent model's
+    whole window (an autoregressive rollout: one forward per output step; a space-time model:
+    one forward on the padded space-time grid)."""
     from fno import registry
 
-    m = config.model
-    return 3 * forward_flops(config.data.resolution, config.batch_size, m.width, m.modes,
-                             m.num_layers, m.projection_width, registry.grid_rank(config))
+    m, rank = config.model, registry.grid_rank(config)
+    scheme = registry.time_scheme(config)
+    grid = (config.data.resolution,) * rank
+    calls = 1
+    if scheme == "autoregressive":
+        calls = config.data.output_steps
+    elif scheme == "space_time":
+        grid = (*grid, config.data.output_steps + (m.get("time_padding") or 0))
+    return 3 * calls * forward_flops(grid, config.batch_size, m.width, m.modes, m.num_layers,
+                                     m.projection_width, in_channels=m.get("in_channels") or 1,
+                                     out_channels=m.get("out_channels") or 1)
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
@@ -127,7 +139,7 @@ def measure_step(config, steps: int, repeats: int, warmup: int,
         runner.run_calls(max(1, 200 // runner.k))
         rss_trace.append((done, round(current_rss_mb(), 1)))
     b, s = config.batch_size, config.data.resolution
-    flops = train_step_flops(config)
+    flops = train_step_flops(runner.config)  # with the channels it ran
     return {
         "mode": config.mode, "resolution": s, "batch": b, "steps_per_call": runner.k,
         "spectral_impl": config.model.spectral_impl,

@@ -10,6 +10,21 @@ import time
 from typing import Any
 
 
+def with_synthetic_channels(config):
+    """``config`` with the model's channels a run would take from one-channel data: for a
+    time-dependent problem, ``input_steps`` snapshots in and one out per step (all
+    ``output_steps`` for the direct scheme); a steady problem's stay as configured."""
+    from fno import registry
+
+    scheme = registry.time_scheme(config)
+    if scheme is None or config.model.get("in_channels") is not None:
+        return config
+    config = config.copy_and_resolve_references()
+    config.model.in_channels = config.data.input_steps
+    config.model.out_channels = config.data.output_steps if scheme == "direct" else 1
+    return config
+
+
 class StepRunner:
     """The configured mode's compiled training step on synthetic data, ready to time."""
 
@@ -19,6 +34,7 @@ class StepRunner:
 
         from fno.training import setup
 
+        config = with_synthetic_channels(config)
         self.config = config
         run = setup.build(config, steps_per_epoch=50)  # the loop's set-up and compiled step
         self.k = config.steps_per_call if run.uses_scan else 1

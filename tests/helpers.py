@@ -1,5 +1,10 @@
 """Small in-memory stand-ins shared by the tests."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import numpy as np
 
@@ -96,3 +101,18 @@ def covariance_z_scores(samples: np.ndarray,
     stderr = np.sqrt((np.outer(var, var) + exact**2) / n)
     return (np.abs(empirical - exact) / stderr, np.abs(samples.mean(axis=0)) / np.sqrt(var / n),
             empirical)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(workdir, *args, config: str | None = None, devices: int = 8, env=None,
+             timeout: int = 300) -> subprocess.CompletedProcess:
+    """main.py as a user runs it: a subprocess on ``devices`` forced CPU devices, with
+    ``configs/<config>`` unless ``args`` name one."""
+    full_env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                    JAX_PLATFORMS="cpu", **(env or {}))
+    cmd = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}",
+           *([f"--config={ROOT}/configs/{config}"] if config else []), *args]
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)

@@ -2,10 +2,9 @@
 spatial sharding (one grid axis and both), checkpoints across modes with the normaliser, and
 Darcy flow generated on first use by main.py."""
 
+import functools
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -16,6 +15,7 @@ from fno.errors import FnoError
 from fno.parallel import strategies
 from fno.training import checkpoint as checkpoint_lib
 from fno.training import loop, steps
+from tests import helpers
 from tests.helpers import assert_same, params_of, smooth_fields_2d, tiny_config_2d
 from tests.test_parallel import run_mode
 from tests.test_sharding import checked_strategy, flat, train_steps
@@ -111,13 +111,7 @@ def test_fno2d_sharded_training_matches_one_device(layout, impl, fields, one_dev
         assert spectral.addressable_shards[0].data.shape == spectral.shape
 
 
-def run_main(workdir, *args, env=None, timeout=300):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu", **(env or {}))
-    cmd = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}",
-           f"--config={ROOT}/configs/tiny2d.py", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+run_main = functools.partial(helpers.run_main, config="tiny2d.py")
 
 
 @pytest.mark.slow

@@ -2,10 +2,8 @@
 definitions, every execution mode and sharding through the loop's set-up, bad input as one
 line, and the run a user starts (main.py generating Navier-Stokes data on first use)."""
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -22,6 +20,7 @@ from fno.models import rollout
 from fno.models.fno2d import FNO2d
 from fno.models.fno3d import FNO3d
 from fno.training import metrics, steps
+from tests import helpers
 from tests.helpers import with_overrides
 from tests.test_parallel import run_mode
 from tests.test_sharding import flat, train_steps
@@ -222,13 +221,7 @@ def test_the_summed_step_loss_trains_the_rollout(ns_source):
 
 
 # --- the run a user starts ---------------------------------------------------------------
-def run_main(workdir, *args, env=None, timeout=300):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu", **(env or {}))
-    cmd = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}",
-           f"--config={ROOT}/configs/tiny_ns.py", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+run_main = functools.partial(helpers.run_main, config="tiny_ns.py")
 
 
 @pytest.mark.slow
@@ -320,3 +313,22 @@ def test_the_released_navier_stokes_mat_layout_reads_as_windows(tmp_path):
     x, y = source.get_batch(np.arange(5))
     np.testing.assert_array_equal(x, traj[..., :10])
     np.testing.assert_array_equal(y, traj[..., 10:12])
+
+
+@pytest.mark.slow
+def test_a_rollout_checkpoint_resumes_exactly_in_another_mode(navier_stokes_dataset, tmp_path):
+    """Stopped after 5 steps in mesh_scan and resumed in pmap to the end, FNO-3D over space
+    and time (with its normaliser) ends where a straight run in basic mode does."""
+    from fno.training import loop
+    from tests.helpers import assert_same, params_of
+
+    base = {"data.dir": navier_stokes_dataset, "model.name": "fno3d", "data.normalize": True,
+            "num_plot_samples": 0}
+    straight = loop.train_and_evaluate(config_ns("basic", **base), str(tmp_path / "straight"))
+    loop.train_and_evaluate(config_ns("mesh_scan", num_train_steps=5, **base),
+                            str(tmp_path / "resumed"))
+    resumed = loop.train_and_evaluate(config_ns("pmap", **base), str(tmp_path / "resumed"))
+    assert resumed["steps_this_run"] == 7
+    assert_same(params_of(tmp_path / "resumed"), params_of(tmp_path / "straight"), rtol=1e-5)
+    assert resumed["test_rel_l2_step03"] == pytest.approx(straight["test_rel_l2_step03"],
+                                                          rel=1e-4)

@@ -16,17 +16,9 @@ from fno.errors import FnoError
 from fno.parallel import strategies
 from fno.training import checkpoint as checkpoint_lib
 from fno.training import loop, steps
-from tests.helpers import assert_same, params_of, tiny_config
+from tests.helpers import assert_same, params_of, run_main, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_main(workdir, *args, devices: int = 8, timeout: int = 240):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu")
-    cmd = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 # Through the command line in four modes; all six run the same loop in-process in

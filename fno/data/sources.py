@@ -17,6 +17,8 @@ channel axis instead, ``[N, *grid, C]`` (the grid rank is the model's):
 
 Lower resolutions are the stored samples subsampled along every grid axis (never the channel
 axis), by the grid rules of :mod:`fno.data.checks`; files are read by :mod:`fno.data.formats`.
+A time-dependent problem (a :class:`TimeWindow`) reads one trajectory array instead of a pair:
+each sample is a window of its snapshots, the first ones in and the next ones out.
 Which grid, and the array names of a directory whose meta.json predates ``"files"``, are the
 caller's (a problem's registration, fno.registry, or a trained model's checkpoint): nothing
 here knows a PDE. Every problem with the data raises :class:`DataError` with a one-line
@@ -87,6 +89,9 @@ class ArraySource:
     convention (fno.models.base.FNO). ``inputs`` and ``outputs`` may be memory maps; they are read
     lazily and pickled by file reference (grain worker processes re-open them instead of
     copying the data).
+
+    With ``time`` (a :class:`TimeWindow`), ``outputs`` is a trajectory array (``inputs`` the
+    same array) and samples are its windows, as time-major channels.
     """
 
     def __init__(self, inputs: np.ndarray, outputs: np.ndarray, *, path: str, sub: int = 1,

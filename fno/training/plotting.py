@@ -74,12 +74,32 @@ def prediction_figure_png(x: np.ndarray, y: np.ndarray, pred: np.ndarray,
         fig = _image_panels(plt, x, y, pred)
     else:
         raise ValueError(f"cannot draw samples of shape {y.shape[1:]}")
+    return figure_png(plt, fig, title)
+
+
+def figure_png(plt: Any, fig: Any, title: str, dpi: int = 90) -> bytes:
+    """``fig`` titled and laid out, as PNG bytes; the figure is closed."""
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def figures_dir(workdir: str | os.PathLike) -> Any:
+    """``workdir/figures``, created."""
+    directory = paths.resolve(workdir, "workdir") / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def log_png(writer: Any, step: int, name: str, png: bytes) -> None:
+    """The PNG ``png`` as TensorBoard image ``name``."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(io.BytesIO(png), format="png")
+    writer.write_images(step, {name: (image[None, ..., :3] * 255).astype(np.uint8)})
 
 
 def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int,
@@ -103,12 +123,7 @@ def write_prediction_figure(workdir: str | os.PathLike, writer: Any, step: int,
         title += f" ({', '.join(channels)})"
     png = prediction_figure_png(first_channel(x, rank), first_channel(y, rank),
                                 first_channel(pred, rank), title)
-    directory = paths.resolve(workdir, "workdir") / "figures"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"predictions_{step:08d}.png"
+    path = figures_dir(workdir) / f"predictions_{step:08d}.png"
     paths.write_bytes_atomic(path, png)
-    import matplotlib.image
-
-    image = matplotlib.image.imread(io.BytesIO(png), format="png")
-    writer.write_images(step, {"predictions": (image[None, ..., :3] * 255).astype(np.uint8)})
+    log_png(writer, step, "predictions", png)
     return os.fspath(path)

@@ -8,7 +8,6 @@ a snapshot with several channels is drawn by its channel 0, as fno.training.plot
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ import jax
 import numpy as np
 
 from fno.storage import paths
+from fno.training import plotting
 from fno.training.tensorboard import encode_gif
 
 FRAMES_PER_SECOND = 4.0
@@ -61,12 +61,7 @@ def rollout_figure_png(y: np.ndarray, pred: np.ndarray, title: str) -> bytes:
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    return buffer.getvalue()
+    return plotting.figure_png(plt, fig, title, dpi=80)
 
 
 def rollout_frames(y: np.ndarray, pred: np.ndarray, scale: int = 4) -> np.ndarray:
@@ -101,16 +96,12 @@ def write_rollout_figures(workdir: str | os.PathLike, writer: Any, step: int,
         title += f" (channel 0 of {source.channels_per_step})"
     png = rollout_figure_png(truth, predicted, title)
     frames = rollout_frames(truth, predicted)
-    directory = paths.resolve(workdir, "workdir") / "figures"
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = plotting.figures_dir(workdir)
     written = []
     for suffix, data in (("png", png), ("gif", encode_gif(frames, FRAMES_PER_SECOND))):
         path = directory / f"rollout_{step:08d}.{suffix}"
         paths.write_bytes_atomic(path, data)
         written.append(os.fspath(path))
-    import matplotlib.image
-
-    image = matplotlib.image.imread(io.BytesIO(png), format="png")
-    writer.write_images(step, {"rollout": (image[None, ..., :3] * 255).astype(np.uint8)})
+    plotting.log_png(writer, step, "rollout", png)
     writer.write_videos(step, {"rollout": frames[None]})
     return written
