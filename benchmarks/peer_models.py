@@ -30,13 +30,12 @@ def navier_stokes_fno(model: str, input_steps: int = 10, output_steps: int = 40)
     channels. ``2d`` (fourier_2d_time.py): 12 x 12 modes in both corners, the last
     ``input_steps`` snapshots and (x, y) in, one snapshot out. ``3d`` (fourier_3d.py): 8 modes
     per axis in the four corners (``n_modes=(16, 16, 15)``), the snapshots and (x, y, t) in,
-    the time axis padded on one side by 6 cells of ``output_steps`` (neuraloperator pads by a
-    fraction of each axis)."""
+    the time axis padded by 6 cells as released (neuraloperator 2.0 pads a fraction of an
+    axis on both sides: 3 + 3 cells, the same padded size)."""
     if model == "2d":
         return FNO(n_modes=(24, 23), in_channels=input_steps + 2, hidden_channels=20,
                    projection_channel_ratio=128 / 20, **_PAPER)
-    settings = {**_PAPER, "domain_padding": [0.0, 0.0, 6 / output_steps],
-                "domain_padding_mode": "one-sided"}
+    settings = {**_PAPER, "domain_padding": [0.0, 0.0, 3 / output_steps]}
     return FNO(n_modes=(16, 16, 15), in_channels=input_steps + 3, hidden_channels=20,
                projection_channel_ratio=128 / 20, **settings)
 
