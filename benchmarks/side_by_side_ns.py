@@ -1,0 +1,100 @@
+"""fno and neuraloperator on the same Navier-Stokes trajectories with the same recipe.
+
+    python benchmarks/side_by_side_ns.py --model=2d --epochs=500 --seeds=0 --workdir=/tmp/sbs \
+        --data_dir=DIR --peer_python=$(benchmarks/peer/setup.sh)/bin/python
+
+For each seed: ``main.py --config=configs/ns_paper.py:<model> --config.seed=K`` (the released
+``fourier_2d_time.py`` / ``fourier_3d.py`` recipe; ``--epochs`` shortens the schedule, lr
+halving every 100 epochs as released) and benchmarks/peer_accuracy_ns.py (neuraloperator's
+FNO, same windows, split, batch and recipe), one after the other, on ``--data_dir`` (fno's
+generated ν = 1e-3 set: ``python -m fno.data.navier_stokes --num_samples=1200 ...``).
+Writes ``benchmarks/results/side_by_side_ns<model>_e<epochs>.json``: every run's test
+relative L2 over the window and per step, wall times, and per implementation the mean,
+smallest and largest error. Runs of other seeds already in that file are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def checked(command: list[str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"error: {' '.join(command[:3])} ... failed: {tail[0]}")
+    return done
+
+
+def fno_run(args, seed: int) -> dict:
+    workdir = pathlib.Path(args.workdir) / f"fno_ns{args.model}_e{args.epochs}_seed{seed}"
+    start = time.perf_counter()
+    checked([sys.executable, "main.py", f"--config=configs/ns_paper.py:{args.model}",
+             f"--workdir={workdir}", f"--config.seed={seed}",
+             f"--config.num_epochs={args.epochs}", f"--config.data.dir={args.data_dir}",
+             "--config.num_plot_samples=0"])
+    results = json.loads((workdir / "results.json").read_text())
+    steps = sorted(k for k in results if k.startswith("test_rel_l2_step"))
+    return {"implementation": "fno", "seed": seed, "test_rel_l2": results["test_rel_l2"],
+            "test_rel_l2_step": [round(results[k], 6) for k in steps],
+            "wall_s": round(time.perf_counter() - start, 1), "train_s": round(results["wall_s"], 1)}
+
+
+def peer_run(args, seed: int) -> dict:
+    start = time.perf_counter()
+    done = checked([args.peer_python, "benchmarks/peer_accuracy_ns.py",
+                    f"--data_dir={args.data_dir}", f"--model={args.model}",
+                    f"--epochs={args.epochs}", f"--seed={seed}", "--threads=2"])
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    run.pop("curve", None)
+    return {**run, "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("2d", "3d"), default="2d")
+    parser.add_argument("--epochs", type=int, default=500)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--peer_python", default=None)
+    args = parser.parse_args()
+    output = ROOT / "benchmarks" / "results" / f"side_by_side_ns{args.model}_e{args.epochs}.json"
+    record = json.loads(output.read_text()) if output.exists() else {"runs": []}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        record["runs"] = [r for r in record["runs"] if r["seed"] != seed]
+        record["runs"].append(fno_run(args, seed))
+        print(json.dumps(record["runs"][-1]), flush=True)
+        if args.peer_python:
+            record["runs"].append(peer_run(args, seed))
+            print(json.dumps(record["runs"][-1]), flush=True)
+    by_impl: dict[str, list] = {}
+    for run in record["runs"]:
+        by_impl.setdefault(run["implementation"], []).append(run)
+    record.update({
+        "model": args.model, "epochs": args.epochs, "data_dir": os.path.basename(args.data_dir),
+        "summary": {impl: {"mean": statistics.fmean(r["test_rel_l2"] for r in runs),
+                           "min": min(r["test_rel_l2"] for r in runs),
+                           "max": max(r["test_rel_l2"] for r in runs),
+                           "seeds": [r["seed"] for r in runs]}
+                    for impl, runs in by_impl.items()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "command": "python benchmarks/side_by_side_ns.py " + " ".join(
+            a for a in sys.argv[1:] if not a.startswith(("--workdir", "--peer_python"))),
+    })
+    output.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
