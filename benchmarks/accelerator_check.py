@@ -15,6 +15,9 @@ script exits non-zero after the others ran):
   Burgers set);
 * ``sweep``: loop vs scan at batch 1/4/16/64 and K 1/4/16/64 with the fitted per-step device
   time t_dev and per-call overhead t_sync (step_timing.sweep: T = N (t_dev + t_sync / K));
+* ``navier_stokes``: the training step of FNO-2D rolled out in time (the whole 40-step
+  rollout, as a ``lax.scan`` and unrolled in Python) and of FNO-3D at 64 x 64 x 40
+  (configs/ns_paper.py:2d and :3d), with the fraction of the matmul rate;
 * ``memory``: the device's peak memory after all of the above (where the backend reports it).
 
 Everything goes through step_timing's step runner, i.e. the training loop's own set-up and
@@ -155,6 +158,31 @@ def sweep_section(configs, quick: bool) -> dict[str, Any]:
                            repeats=2 if quick else 3)
 
 
+def navier_stokes_section(quick: bool, matmul_rate: float) -> dict[str, Any]:
+    from benchmarks import step_timing
+    from configs import ns_paper
+
+    out = {}
+    for name, model, rollout in (("fno2d_scan", "2d", "scan"),
+                                 ("fno2d_unrolled", "2d", "unrolled"), ("fno3d", "3d", "scan")):
+        config = variant(ns_paper.get_config(model), mode="basic",
+                         **{"model.rollout": rollout})
+        if quick:
+            config = variant(config, **{"data.resolution": 16, "data.output_steps": 4,
+                                        "batch_size": 2, "model.width": 8, "model.modes": 4})
+        row = step_timing.measure_step(config, warmup=1,
+                                       **({"steps": 1, "repeats": 1} if quick
+                                          else {"steps": 3, "repeats": 3}))
+        row["fraction_of_matmul_rate"] = round(row["achieved_gflop_s"] / matmul_rate, 4)
+        out[name] = {k: row[k] for k in ("resolution", "batch", "ms_per_step", "ms_min",
+                                         "ms_max", "compile_s", "gflop_per_step",
+                                         "fraction_of_matmul_rate")}
+        print(name, json.dumps(out[name]), flush=True)
+    out["rollout_step_ratio_unrolled_over_scan"] = round(
+        out["fno2d_unrolled"]["ms_per_step"] / out["fno2d_scan"]["ms_per_step"], 3)
+    return out
+
+
 def run_sections(sections: dict[str, Callable[[], Any]], result: dict[str, Any],
                  path: str) -> list[str]:
     """Run each section, store its output (or error) and rewrite the JSON after each."""
@@ -206,6 +234,7 @@ def main() -> None:
         "spectral": lambda: spectral_section(configs, quick),
         "dtype": lambda: dtype_section(configs, quick, args.train_steps),
         "sweep": lambda: sweep_section(configs, quick),
+        "navier_stokes": lambda: navier_stokes_section(quick, matmul_rate),
         "memory": lambda: {"device_peak_mb": step_timing.device_memory_mb(),
                            "host_peak_rss_mb": round(step_timing.peak_rss_mb(), 1)},
     }, result, path)

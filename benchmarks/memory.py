@@ -202,8 +202,9 @@ def darcy(batch: int) -> list[dict[str, Any]]:
     return rows
 
 
-# FNO-3D over space and time (configs/ns_paper.py:3d): layouts on 8 devices.
-NS3D_MESHES = {"data": ((8, 1),), "model": ((1, 8),), "spatial": ((1, 8),),
+# FNO-3D over space and time (configs/ns_paper.py:3d): layouts on 8 devices ('data' on a
+# 1 x 8 mesh replicates: one device's load of the whole batch).
+NS3D_MESHES = {"data": ((8, 1), (1, 8)), "model": ((1, 8),), "spatial": ((1, 8),),
                "spatial_xy": ((1, 2, 4),)}
 
 

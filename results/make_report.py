@@ -399,6 +399,66 @@ def darcy_steps() -> list[str]:
             f"{'met' if min(ratios) >= 1.5 else 'not met'} (smallest ratio {min(ratios):.2f}×)."]
 
 
+def ns_steps() -> list[str]:
+    """Navier-Stokes step times (benchmarks/ns_speed.sh), by model, round by round."""
+    records = load_jsonl("benchmarks/results/ns_steps.jsonl")
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        by.setdefault((r["impl"].split("_ns")[0], r["model"]), []).append(r)
+    names = {"2d": "FNO-2D in time, 40-step rollout (batch 20)",
+             "3d": "FNO-3D, 64² × 40 (batch 10)"}
+    rows, ratios = [], []
+    for model in ("2d", "3d"):
+        if ("fno", model) not in by:
+            continue
+        peer, fno = by[("neuraloperator", model)], by[("fno", model)]
+        ratio = [a["ms_per_step"] / b["ms_per_step"] for a, b in zip(peer, fno, strict=True)]
+        ratios += ratio
+        rows.append([names[model], " / ".join(ms(r["ms_per_step"]) for r in peer),
+                     " / ".join(ms(r["ms_per_step"]) for r in fno),
+                     " / ".join(f"{x:.2f}×" for x in ratio),
+                     " / ".join(f"{r['fraction_of_matmul_rate']:.2f}" for r in fno),
+                     f"{max(r['peak_rss_mb'] for r in peer) / 1024:.1f} / "
+                     f"{max(r['peak_rss_mb'] for r in fno) / 1024:.1f}"])
+    peer = next(r for r in records if r["impl"].startswith("neuraloperator"))
+    fno = next(r for r in records if r["impl"].startswith("fno"))
+    matmul = [r["matmul_gflop_s"] for r in records if "matmul_gflop_s" in r]
+    return [*table(["model", "neuraloperator", "fno `basic`", "neuraloperator / fno",
+                    "fno, fraction of matmul rate", "peak RSS GiB (peer / fno)"], rows), "",
+            f"ms per training step, each cell \"round 1 / round 2\". neuraloperator "
+            f"{peer['neuralop']} `FNO` set up as the released scripts (torch {peer['torch']}, "
+            f"{peer['threads']} threads; the same parameter counts as fno's), fno "
+            f"`configs/ns_paper.py:2d` / `:3d` in basic mode (the rollout a `lax.scan`). XLA's "
+            f"1024³ float32 matmul rate in the same runs: {span(matmul, lambda x: f'{x:.0f}')} "
+            f"GFLOP/s. Machine: {fno['cpus']} vCPUs (Intel Xeon), JAX {fno['jax']}. Record: "
+            "`benchmarks/results/ns_steps.jsonl`.", "",
+            f"Target: at least 1.5× faster than neuraloperator on each model in every round, "
+            f"{'met' if min(ratios) >= 1.5 else 'not met'} (smallest ratio {min(ratios):.2f}×).",
+            "", "    PEER_PYTHON=$(benchmarks/peer/setup.sh)/bin/python benchmarks/ns_speed.sh"]
+
+
+def ns3d_memory() -> list[str]:
+    d = load_json("benchmarks/results/memory_ns3d.json")
+    rows = []
+    names = {"data": "data", "model": "model (channels)", "spatial": "spatial x",
+             "spatial_xy": "spatial x, y"}
+    for r in d["ns_fno3d"]:
+        base = next(b for b in d["ns_fno3d"] if b["s"] == r["s"] and b["layout"] == "data"
+                    and b["mesh"] == "1x8")
+        rows.append([f"{r['s']}² × {r['time_steps']}", names[r["layout"]], r["mesh"],
+                     mib(r["state"]), mib(r["total"]), f"{r['total'] / base['total']:.3f}"])
+    batch = d["ns_fno3d"][0]["batch"]
+    return [*table(["grid", "layout", "mesh", "state per device", "total per device",
+                    "/ one device"], rows), "",
+            f"FNO-3D of `configs/ns_paper.py:3d` (width 20, 8 modes per axis, 10 snapshots in, "
+            f"time padded by 6; DFT path), global batch {batch}, the compiled train step's "
+            "buffers per device (XLA:CPU's `memory_analysis`, never run). 'data' on 1 × 8 "
+            "replicates: one device's load of the whole batch. Record: "
+            "`benchmarks/results/memory_ns3d.json`.", "",
+            "    python benchmarks/memory.py --sections=ns3d "
+            "--output=benchmarks/results/memory_ns3d.json"]
+
+
 def bf16_accuracy() -> list[str]:
     return measured("quickstart", "quickstart_bf16")
 
@@ -553,7 +613,7 @@ def rollout_timing() -> list[str]:
 
 
 BLOCKS = {f.__name__: f for f in (
-    time_runs, rollout_timing,
+    time_runs, rollout_timing, ns_steps, ns3d_memory,
     side_by_side, burgers_mean_loss, darcy_paper, darcy_side_by_side, quick_runs, cpu_steps,
     cpu_variants, modes_cpu, scan_sweep, loop_overhead, host_memory, multiprocess, darcy_steps,
     bf16_accuracy, memory_1d, memory_2d, burgers_convergence, navier_stokes_convergence,

@@ -25,7 +25,11 @@ def test_accelerator_check_writes_every_section(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["quick"] and result["matmul_gflop_s"] > 0
-    assert set(result["section_wall_s"]) == {"modes", "spectral", "dtype", "sweep", "memory"}
+    assert set(result["section_wall_s"]) == {"modes", "spectral", "dtype", "sweep",
+                                             "navier_stokes", "memory"}
+    ns = result["navier_stokes"]
+    assert {"fno2d_scan", "fno2d_unrolled", "fno3d"} <= set(ns)
+    assert all(ns[name]["ms_per_step"] > 0 for name in ("fno2d_scan", "fno2d_unrolled", "fno3d"))
     for name in ("burgers_s1024", "darcy_s85"):
         rows = result["modes"][name]["modes"]
         assert [r["mode"] for r in rows] == ["basic", "scan", "pmap", "pmap_scan", "mesh",

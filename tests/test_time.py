@@ -282,6 +282,11 @@ def test_trained_time_models_load_roll_out_evaluate_and_export(model_name,
                                rtol=1e-4)
     longer = model(x, steps=5)
     assert longer.shape == (len(test), 16, 16, 5)
+    np.save(tmp_path / "first.npy", x[:3])
+    ok(command("predict", f"--workdir={workdir}", f"--input={tmp_path}/first.npy",
+               f"--output={tmp_path}/rolled.npy", "--steps=5"))
+    np.testing.assert_allclose(np.load(tmp_path / "rolled.npy"), longer[:3], rtol=1e-5,
+                               atol=1e-5)
     if model_name == "fno2d":  # a rollout's first steps do not depend on its length
         np.testing.assert_allclose(longer[..., :3], pred, rtol=1e-4, atol=1e-5)
     report = json.loads(ok(command("evaluate", f"--workdir={workdir}")))
