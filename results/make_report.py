@@ -581,7 +581,8 @@ def navier_stokes_convergence() -> list[str]:
 
 
 def generation() -> list[str]:
-    return measured("generate_burgers_default", "generate_burgers_v1000", "generate_darcy")
+    return measured("generate_burgers_default", "generate_burgers_v1000", "generate_darcy",
+                    "generate_navier_stokes")
 
 
 def quick_runs() -> list[str]:

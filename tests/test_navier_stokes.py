@@ -269,23 +269,3 @@ def test_cli_writes_the_directory_and_refuses_bad_settings_in_one_line(tmp_path)
         assert match in lines[-1] and lines[-1].startswith("fno.data.navier_stokes: ")
         assert not any("Traceback" in line for line in lines)
     assert sorted(os.listdir(tmp_path)) == ["cli"]
-
-
-def test_main_generates_on_first_use_and_trains(tmp_path):
-    """``--config.data.name=navier_stokes`` is all main.py needs: the data are generated into
-    the cache under their registered name and a model trains on w0 -> the trajectory."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fno.__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "FNO_DATA_DIR": str(tmp_path / "cache")}
-    env.pop("XLA_FLAGS", None)
-    done = subprocess.run(
-        [sys.executable, "main.py", "--config=configs/tiny2d.py", f"--workdir={tmp_path / 'w'}",
-         "--config.data.name=navier_stokes", "--config.data.generate.num_samples=12",
-         "--config.data.generate.resolution=16", "--config.data.generate.final_time=2",
-         "--config.data.resolution=16", "--config.data.eval_resolutions=()",
-         "--config.data.num_train=8", "--config.data.num_test=4"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (cached,) = [n for n in os.listdir(tmp_path / "cache") if not n.startswith(".")]
-    assert cached == "navier_stokes_n12_s16_nu0.001_t2_rec1_seed0"
-    results = json.loads((tmp_path / "w" / "results.json").read_text())
-    assert math.isfinite(results["test_rel_l2"])
