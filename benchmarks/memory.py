@@ -202,9 +202,10 @@ def darcy(batch: int) -> list[dict[str, Any]]:
     return rows
 
 
-# FNO-3D over space and time (configs/ns_paper.py:3d): layouts on 8 devices ('data' on a
+# FNO-3D over space and time (configs/ns_paper.py:3d): layouts on 8 devices (width 20 splits
+# 4 ways at most, so the model axis has 4; 'data' on a
 # 1 x 8 mesh replicates: one device's load of the whole batch).
-NS3D_MESHES = {"data": ((8, 1), (1, 8)), "model": ((1, 8),), "spatial": ((1, 8),),
+NS3D_MESHES = {"data": ((8, 1), (1, 8)), "model": ((2, 4),), "spatial": ((1, 8),),
                "spatial_xy": ((1, 2, 4),)}
 
 
@@ -220,6 +221,7 @@ def ns3d(batch: int) -> list[dict[str, Any]]:
                 config = ns_paper.get_config("3d")
                 config.mode, config.batch_size = "mesh", batch
                 config.data.resolution, config.data.output_steps = s, steps
+                config.data.generate.resolution = s
                 config.model.spectral_impl = "dft"
                 config.model.in_channels, config.model.out_channels = 10, 1
                 config.mesh_shape, config.mesh_axes = mesh, ("data", "x", "y")[:len(mesh)]

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 from collections import defaultdict
 
@@ -452,11 +453,43 @@ def ns3d_memory() -> list[str]:
                     "/ one device"], rows), "",
             f"FNO-3D of `configs/ns_paper.py:3d` (width 20, 8 modes per axis, 10 snapshots in, "
             f"time padded by 6; DFT path), global batch {batch}, the compiled train step's "
-            "buffers per device (XLA:CPU's `memory_analysis`, never run). 'data' on 1 × 8 "
-            "replicates: one device's load of the whole batch. Record: "
+            "buffers per device (XLA:CPU's `memory_analysis`, never run), MiB; bold: fits a "
+            "16 GiB device. 'data' on 1 × 8 replicates: one device's load of the whole batch. "
+            "Record: "
             "`benchmarks/results/memory_ns3d.json`.", "",
             "    python benchmarks/memory.py --sections=ns3d "
             "--output=benchmarks/results/memory_ns3d.json"]
+
+
+def ns_side_by_side() -> list[str]:
+    rows, notes = [], []
+    for model, name in (("2d", "FNO-2D in time"), ("3d", "FNO-3D")):
+        paths = sorted(f for f in os.listdir(os.path.join(ROOT, "benchmarks", "results"))
+                       if f.startswith(f"side_by_side_ns{model}_e"))
+        for path in paths:
+            d = load_json(f"benchmarks/results/{path}")
+            for impl in ("fno", "neuraloperator"):
+                runs = [r for r in d["runs"] if r["implementation"] == impl]
+                if not runs:
+                    continue
+                summary = d["summary"][impl]
+                steps = [statistics.fmean(r["test_rel_l2_step"][k] for r in runs)
+                         for k in (0, -1)]
+                rows.append([f"{name}, {impl}", f"{d['epochs']} of 500",
+                             ", ".join(str(r["seed"]) for r in runs),
+                             span(summary["values"] if "values" in summary
+                                  else [r["test_rel_l2"] for r in runs], err),
+                             f"{err(steps[0])} / {err(steps[1])}",
+                             f"{statistics.fmean(r['train_s'] for r in runs) / 60:.0f} min",
+                             f"{runs[0].get('n_params', '—')}"])
+            notes.append(f"`{d['command']} --data_dir=DIR`")
+    return [*table(["model, implementation", "epochs", "seeds", "test rel. L2 (window)",
+                    "step 1 / step 40", "training time", "parameters"], rows), "",
+            "A shortened schedule where the epochs column says so, identical on both sides "
+            "(lr halving every 100 epochs, so none within it); the paper's 500 epochs take "
+            "over 30 hours per model at these step times on this 2-core CPU "
+            "([performance.md](performance.md#navierstokes-training-steps-against-"
+            "neuraloperator)). 2 vCPUs (Intel Xeon). Commands: " + "; ".join(notes) + "."]
 
 
 def bf16_accuracy() -> list[str]:
@@ -614,7 +647,7 @@ def rollout_timing() -> list[str]:
 
 
 BLOCKS = {f.__name__: f for f in (
-    time_runs, rollout_timing, ns_steps, ns3d_memory,
+    time_runs, rollout_timing, ns_steps, ns3d_memory, ns_side_by_side,
     side_by_side, burgers_mean_loss, darcy_paper, darcy_side_by_side, quick_runs, cpu_steps,
     cpu_variants, modes_cpu, scan_sweep, loop_overhead, host_memory, multiprocess, darcy_steps,
     bf16_accuracy, memory_1d, memory_2d, burgers_convergence, navier_stokes_convergence,
