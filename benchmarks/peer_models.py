@@ -4,6 +4,13 @@ Shared by benchmarks/peer_accuracy.py and benchmarks/peer_step2d.py; imports onl
 neuralop (the peer environment has no fno).
 """
 
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import neuralop
 import torch
 from neuralop.models import FNO
 
@@ -50,3 +57,30 @@ def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def num_params(model: torch.nn.Module) -> int:
     """Real parameters (a complex weight counts twice, as fno's real/imaginary pairs)."""
     return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+
+
+def time_steps(step: Callable[[int], None], warmup: int, steps: int,
+               repeats: int) -> dict:
+    """Run ``step(i)`` once plus ``warmup`` times untimed, then ``repeats`` x ``steps`` timed:
+    benchmarks.step_timing's keys (median ms/step over repeats, min, max, all)."""
+    t0 = time.perf_counter()
+    for i in range(1 + warmup):
+        step(i)
+    warm_s = time.perf_counter() - t0
+    ms = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(steps):
+            step(i)
+        ms.append((time.perf_counter() - t0) * 1e3 / steps)
+    return {"ms_per_step": round(statistics.median(ms), 4), "ms_min": round(min(ms), 4),
+            "ms_max": round(max(ms), 4), "ms_all": [round(v, 4) for v in ms],
+            "warmup_s": round(warm_s, 3)}
+
+
+def environment(model: torch.nn.Module) -> dict:
+    """What a peer timing record says about the model and the process that ran it."""
+    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "n_params": num_params(model), "torch": torch.__version__,
+            "neuralop": getattr(neuralop, "__version__", "?"),
+            "python": platform.python_version()}

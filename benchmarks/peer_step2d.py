@@ -16,10 +16,6 @@ ms/step compare directly.
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
-import time
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--resolution", type=int, default=85)
@@ -32,9 +28,8 @@ args = parser.parse_args()
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[var] = str(args.threads)
 
-import neuralop  # noqa: E402
 import torch  # noqa: E402
-from peer_models import num_params, paper_fno, relative_l2  # noqa: E402
+from peer_models import environment, paper_fno, relative_l2, time_steps  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -54,24 +49,8 @@ def step(i: int) -> None:
     optimizer.step()
 
 
-t0 = time.perf_counter()
-for i in range(1 + args.warmup):
-    step(i)
-warm_s = time.perf_counter() - t0
-ms = []
-for _ in range(args.repeats):
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        step(i)
-    ms.append((time.perf_counter() - t0) * 1e3 / args.steps)
-median = statistics.median(ms)
+timed = time_steps(step, args.warmup, args.steps, args.repeats)
 print(json.dumps({
-    "impl": "neuraloperator_2d", "resolution": s, "batch": b, "threads": args.threads,
-    "ms_per_step": round(median, 4), "ms_min": round(min(ms), 4), "ms_max": round(max(ms), 4),
-    "ms_all": [round(v, 4) for v in ms], "samples_per_s": round(b * 1e3 / median, 2),
-    "warmup_s": round(warm_s, 3),
-    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    "n_params": num_params(model),
-    "torch": torch.__version__, "neuralop": getattr(neuralop, "__version__", "?"),
-    "python": platform.python_version(),
+    "impl": "neuraloperator_2d", "resolution": s, "batch": b, "threads": args.threads, **timed,
+    "samples_per_s": round(b * 1e3 / timed["ms_per_step"], 2), **environment(model),
 }), flush=True)

@@ -10,7 +10,8 @@ FNO, same windows, split, batch and recipe), one after the other, on ``--data_di
 generated ν = 1e-3 set: ``python -m fno.data.navier_stokes --num_samples=1200 ...``).
 Writes ``benchmarks/results/side_by_side_ns<model>_e<epochs>.json``: every run's test
 relative L2 over the window and per step, wall times, and per implementation the mean,
-smallest and largest error. Runs of other seeds already in that file are kept.
+smallest and largest error, and next to it a PNG of the error per rollout step
+(``--plot_only`` redraws it from the JSON). Runs of other seeds already in that file are kept.
 """
 
 from __future__ import annotations
@@ -60,17 +61,47 @@ def peer_run(args, seed: int) -> dict:
     return {**run, "wall_s": round(time.perf_counter() - start, 1)}
 
 
+def plot(record: dict, path: pathlib.Path) -> None:
+    """The test error of every predicted step, per implementation (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for impl, style in (("fno", "-"), ("neuraloperator", "--")):
+        runs = [r for r in record["runs"] if r["implementation"] == impl]
+        if runs:
+            curve = [statistics.fmean(v) for v in zip(*(r["test_rel_l2_step"] for r in runs),
+                                                      strict=True)]
+            ax.plot(range(1, len(curve) + 1), curve, style, label=impl)
+    ax.set_xlabel("predicted step (time units after the input window)")
+    ax.set_ylabel("test relative L2")
+    ax.set_title(f"Navier-Stokes nu=1e-3, FNO-{record['model'].upper()}, "
+                 f"{record['epochs']} of 500 epochs", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("2d", "3d"), default="2d")
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--workdir")
+    parser.add_argument("--data_dir")
     parser.add_argument("--peer_python", default=None)
+    parser.add_argument("--plot_only", action="store_true")
     args = parser.parse_args()
     output = ROOT / "benchmarks" / "results" / f"side_by_side_ns{args.model}_e{args.epochs}.json"
     record = json.loads(output.read_text()) if output.exists() else {"runs": []}
+    if args.plot_only:
+        plot(record, output.with_suffix(".png"))
+        return
+    if not (args.workdir and args.data_dir):
+        parser.error("--workdir and --data_dir are required (unless --plot_only)")
     for seed in (int(s) for s in args.seeds.split(",")):
         record["runs"] = [r for r in record["runs"] if r["seed"] != seed]
         record["runs"].append(fno_run(args, seed))
@@ -93,6 +124,7 @@ def main() -> None:
             a for a in sys.argv[1:] if not a.startswith(("--workdir", "--peer_python"))),
     })
     output.write_text(json.dumps(record, indent=1) + "\n")
+    plot(record, output.with_suffix(".png"))
     print(f"wrote {output}")
 
 
