@@ -121,7 +121,8 @@ def main() -> None:
                     for impl, runs in by_impl.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "command": "python benchmarks/side_by_side_ns.py " + " ".join(
-            a for a in sys.argv[1:] if not a.startswith(("--workdir", "--peer_python"))),
+            "--data_dir=DIR" if a.startswith("--data_dir") else a for a in sys.argv[1:]
+            if not a.startswith(("--workdir", "--peer_python"))),
     })
     output.write_text(json.dumps(record, indent=1) + "\n")
     plot(record, output.with_suffix(".png"))

@@ -462,34 +462,34 @@ def ns3d_memory() -> list[str]:
 
 
 def ns_side_by_side() -> list[str]:
-    rows, notes = [], []
+    rows, notes, counts = [], [], set()
     for model, name in (("2d", "FNO-2D in time"), ("3d", "FNO-3D")):
         paths = sorted(f for f in os.listdir(os.path.join(ROOT, "benchmarks", "results"))
-                       if f.startswith(f"side_by_side_ns{model}_e"))
+                       if f.startswith(f"side_by_side_ns{model}_e") and f.endswith(".json"))
         for path in paths:
             d = load_json(f"benchmarks/results/{path}")
             for impl in ("fno", "neuraloperator"):
                 runs = [r for r in d["runs"] if r["implementation"] == impl]
                 if not runs:
                     continue
-                summary = d["summary"][impl]
+                counts.update(r["n_params"] for r in runs if "n_params" in r)
                 steps = [statistics.fmean(r["test_rel_l2_step"][k] for r in runs)
                          for k in (0, -1)]
                 rows.append([f"{name}, {impl}", f"{d['epochs']} of 500",
                              ", ".join(str(r["seed"]) for r in runs),
-                             span(summary["values"] if "values" in summary
-                                  else [r["test_rel_l2"] for r in runs], err),
+                             span([r["test_rel_l2"] for r in runs], err),
                              f"{err(steps[0])} / {err(steps[1])}",
-                             f"{statistics.fmean(r['train_s'] for r in runs) / 60:.0f} min",
-                             f"{runs[0].get('n_params', '—')}"])
-            notes.append(f"`{d['command']} --data_dir=DIR`")
+                             f"{statistics.fmean(r['train_s'] for r in runs) / 60:.0f} min"])
+            notes.append(f"`{d['command']}`")
     return [*table(["model, implementation", "epochs", "seeds", "test rel. L2 (window)",
-                    "step 1 / step 40", "training time", "parameters"], rows), "",
+                    "first / last step", "training time"], rows), "",
             "A shortened schedule where the epochs column says so, identical on both sides "
             "(lr halving every 100 epochs, so none within it); the paper's 500 epochs take "
             "over 30 hours per model at these step times on this 2-core CPU "
             "([performance.md](performance.md#navierstokes-training-steps-against-"
-            "neuraloperator)). 2 vCPUs (Intel Xeon). Commands: " + "; ".join(notes) + "."]
+            "neuraloperator)). Parameters: "
+            f"{', '.join(f'{c:,}' for c in sorted(counts))} on both sides. 2 vCPUs (Intel "
+            "Xeon), one run after the other. Commands: " + "; ".join(notes) + "."]
 
 
 def bf16_accuracy() -> list[str]:
