@@ -166,27 +166,29 @@ def test_per_step_error_is_each_snapshots_relative_l2():
 
 # --- every mode and sharding through the loop's set-up ---------------------------------
 @pytest.fixture(scope="module")
-def ns_source(navier_stokes_dataset):
-    config = config_ns(**{"data.dir": navier_stokes_dataset})
-    return datasets.load(config).train
-
-
-def resolved(config, source):
-    """``config`` with the model's channels from ``source`` (as the loop resolves them)."""
-    per_step = config.model.name == "fno3d" or config.model.get("time_scheme") is None
-    return with_overrides(config, {"model.in_channels": source.in_channels,
-                                   "model.out_channels": (source.channels_per_step if per_step
-                                                          else source.out_channels)})
+def ns_splits(navier_stokes_dataset):
+    return datasets.load(config_ns(**{"data.dir": navier_stokes_dataset}))
 
 
 @pytest.fixture(scope="module")
-def ns_reference(ns_source):
-    return run_mode("basic", ns_source, config=resolved(config_ns(), ns_source))
+def ns_source(ns_splits):
+    return ns_splits.train
+
+
+@pytest.fixture(scope="module")
+def resolved(ns_splits):
+    """``config`` with the model's channels from the data, as the loop resolves them."""
+    return lambda config: datasets.resolve_channels(config, ns_splits)
+
+
+@pytest.fixture(scope="module")
+def ns_reference(ns_source, resolved):
+    return run_mode("basic", ns_source, config=resolved(config_ns()))
 
 
 @pytest.mark.parametrize("mode", ["scan", "pmap", "pmap_scan", "mesh", "mesh_scan"])
-def test_rollout_modes_match_basic(mode, ns_source, ns_reference):
-    params, losses = run_mode(mode, ns_source, config=resolved(config_ns(mode), ns_source))
+def test_rollout_modes_match_basic(mode, ns_source, ns_reference, resolved):
+    params, losses = run_mode(mode, ns_source, config=resolved(config_ns(mode)))
     ref_params, ref_losses = ns_reference
     a, b = flat(params), flat(ref_params)
     assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
@@ -204,19 +206,19 @@ SHARDED = {
 
 @pytest.mark.parametrize("model", ["fno2d", "fno3d"])
 @pytest.mark.parametrize("layout", sorted(SHARDED))
-def test_sharded_time_models_match_one_device(model, layout, ns_source):
+def test_sharded_time_models_match_one_device(model, layout, ns_source, resolved):
     base = {"model.name": model, "model.spectral_impl": "dft", "steps_per_call": 2}
-    one = train_steps(resolved(config_ns("mesh_scan", **base), ns_source), ns_source)[1]
-    sharded = resolved(config_ns("mesh_scan", **base, **SHARDED[layout]), ns_source)
+    one = train_steps(resolved(config_ns("mesh_scan", **base)), ns_source)[1]
+    sharded = resolved(config_ns("mesh_scan", **base, **SHARDED[layout]))
     state = train_steps(sharded, ns_source)[1]
     a, b = flat(state["params"]), flat(one["params"])
     assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
 
 
-def test_the_summed_step_loss_trains_the_rollout(ns_source):
+def test_the_summed_step_loss_trains_the_rollout(ns_source, resolved):
     """The rollout's loss is the released one, summed over steps: it falls in training."""
     _, losses = run_mode("scan", ns_source, num_steps=30,
-                         config=resolved(config_ns("scan", learning_rate=5e-3), ns_source))
+                         config=resolved(config_ns("scan", learning_rate=5e-3)))
     assert losses[-1] < 0.7 * losses[0]
 
 

@@ -115,8 +115,7 @@ def main() -> None:
     # Every process-local device holds an equal share of each padded batch.
     config.batch_size = model.padded_batch(config.batch_size)
     strategy = model.strategy
-    predict = model.predict if horizon == model.output_steps else model.predict_for(horizon)
-    eval_fn = strategy.compile_eval(steps.make_eval_step(predict, horizon))
+    eval_fn = strategy.compile_eval(steps.make_eval_step(model.predict_steps(horizon), horizon))
     metrics = loop.evaluate(strategy, eval_fn, strategy.place_state(model.state), test, config)
     report = {"workdir": FLAGS.workdir, "step": model.step, "data": where,
               "samples": len(next(iter(test.values()))), **metrics}

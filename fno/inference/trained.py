@@ -90,9 +90,7 @@ class TrainedModel:
     @property
     def time_scheme(self) -> str | None:
         """How the model predicts in time (fno.models.rollout); None for a steady model."""
-        if self.config.data.get("input_steps") is None:
-            return None
-        return self.config.model.get("time_scheme") or registry.time_scheme(self.config)
+        return registry.time_scheme(self.config)
 
     @property
     def output_steps(self) -> int | None:
@@ -212,8 +210,13 @@ class TrainedModel:
             self._compiled_by_steps[steps] = self._compile(steps)
         return self._compiled_by_steps[steps]
 
+    def predict_steps(self, steps: int | None) -> Any:
+        """The pure ``predict(state, x)`` of a ``steps``-snapshot window (:meth:`checked_steps`
+        gives valid ``steps``); the trained window's is :attr:`predict`."""
+        return self.predict if steps == self.output_steps else self.predict_for(steps)
+
     def _compile(self, steps: int | None) -> Any:
-        pure = self.predict if steps == self.output_steps else self.predict_for(steps)
+        pure = self.predict_steps(steps)
         predict = self.strategy.with_layout(pure)
         batch = self.strategy.layout.named(jax.sharding.PartitionSpec(strategies.DATA_AXIS))
         jitted = jax.jit(predict, out_shardings=batch)
@@ -275,8 +278,8 @@ def load(workdir: str, step: int | None = None) -> TrainedModel:
     if "normalizer" in saved:
         state["normalizer"] = saved["normalizer"]
     rank = data.get("grid_rank") or registry.model_class(config).grid_rank
-    scheme = (config.model.get("time_scheme") or registry.time_scheme(config)
-              if config.data.get("input_steps") is not None else None)
+    # Recorded in the saved config by the run (fno.data.datasets.resolve_channels).
+    scheme = registry.time_scheme(config)
 
     def predict_for(horizon: int | None) -> Any:
         apply = rollout.time_apply(steps.make_apply(graphdef), scheme, horizon, rank,
