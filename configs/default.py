@@ -126,6 +126,8 @@ def get_config() -> ml_collections.ConfigDict:
     model.projection_width = 128
     # Spectral convolution: "fft", "dft" (truncated-DFT matmuls) or "auto" (by resolution).
     model.spectral_impl = "auto"
+    # Spectral weights drawn "uniform" (the released scripts) or "normal" (neuraloperator).
+    model.spectral_init = "uniform"
     # Time-dependent data: "autoregressive" (the model maps input_steps snapshots to the next
     # one, rolled out output_steps times, the loss summed over steps: the released
     # fourier_2d_time.py), "space_time" (a model with a time axis, FNO-3D: the released

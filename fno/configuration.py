@@ -32,7 +32,7 @@ _POSITIVE_INTS = (
 )
 # The settings of config.model that the model checks itself (fno.models.layers.check_settings).
 _MODEL_SETTINGS = ("width", "modes", "num_layers", "projection_width", "in_channels",
-                   "out_channels", "activation", "spectral_impl", "dtype")
+                   "out_channels", "activation", "spectral_impl", "spectral_init", "dtype")
 # None: chosen from the data (fno.data.datasets.split_sizes, fno.data.datasets.resolve_channels).
 _CHOSEN_FROM_DATA = ("data.num_train", "data.num_test", "model.in_channels",
                      "model.out_channels")

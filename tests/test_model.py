@@ -62,6 +62,20 @@ def test_spectral_weights_are_real_parameters_initialised_like_reference():
     assert not np.allclose(layer.weight_real[...], layer.weight_imag[...])
 
 
+def test_normal_spectral_init_has_neuraloperators_complex_variance():
+    """spectral_init="normal": zero-mean complex weights of variance 2 / (in + out), half in
+    each part (neuraloperator's ``weight.normal_(0, sqrt(2 / (in + out)))`` on a cfloat)."""
+    layer = SpectralConv1d(20, 30, 40, init="normal", rngs=nnx.Rngs(0))
+    w = np.asarray(layer.weight_real[...], np.float64) + 1j * np.asarray(
+        layer.weight_imag[...], np.float64)
+    assert w.shape == (20, 30, 40)
+    assert abs(w.mean()) < 0.01
+    assert np.mean(np.abs(w) ** 2) == pytest.approx(2 / 50, rel=0.05)
+    assert np.var(w.real) == pytest.approx(np.var(w.imag), rel=0.1)
+    with pytest.raises(ValueError, match="spectral_init"):
+        SpectralConv1d(4, 4, 2, init="xavier", rngs=nnx.Rngs(0))
+
+
 def test_default_parameter_count():
     assert count_params(FNO1d(rngs=nnx.Rngs(0))) == 549_569
 

@@ -123,6 +123,7 @@ BAD_INPUTS = {
     "batch larger than the training set": ["--config.batch_size=5000"],
     "unknown config field": ["--config.not_a_field=3"],
     "unknown compute dtype": ["--config.model.dtype=float8"],
+    "unknown spectral init": ["--config.model.spectral_init=xavier"],
     "unknown loss reduction": ["--config.loss_reduction=median"],
     "wrong type": ["--config.batch_size=eight"],
     "unknown model": ["--config.model.name=fno9d"],

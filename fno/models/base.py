@@ -61,6 +61,7 @@ class FNO(nnx.Module):
         activation: str = "gelu",
         projection_width: int = 128,
         spectral_impl: str = "auto",
+        spectral_init: str = "uniform",
         dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
@@ -69,13 +70,14 @@ class FNO(nnx.Module):
         check_settings(width=width, modes=modes, num_layers=num_layers,
                        projection_width=projection_width, in_channels=in_channels,
                        out_channels=out_channels, activation=activation,
-                       spectral_impl=spectral_impl, dtype=dtype)
+                       spectral_impl=spectral_impl, spectral_init=spectral_init, dtype=dtype)
         self.activation = activation
         self.dtype = dtype
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.lift = dense(self.in_channels + self.grid_rank, width, rngs)
-        self.spectral = nnx.List([self.spectral_conv(width, width, modes, impl=spectral_impl,
-                                                     rngs=rngs) for _ in range(num_layers)])
+        self.spectral = nnx.List([
+            self.spectral_conv(width, width, modes, impl=spectral_impl, init=spectral_init,
+                               rngs=rngs) for _ in range(num_layers)])
         self.pointwise = nnx.List([dense(width, width, rngs) for _ in range(num_layers)])
         self.project_hidden = dense(width, projection_width, rngs)
         self.project_out = dense(projection_width, self.out_channels, rngs)
@@ -93,12 +95,13 @@ class FNO(nnx.Module):
         return cls(width=model.width, modes=model.modes, **channels,
                    num_layers=model.num_layers,
                    activation=model.activation, projection_width=model.projection_width,
-                   spectral_impl=model.spectral_impl, dtype=model.dtype,
+                   spectral_impl=model.spectral_impl,
+                   spectral_init=model.get("spectral_init", "uniform"), dtype=model.dtype,
                    rngs=nnx.Rngs(params=seed))
 
     @staticmethod
     def spectral_conv(in_channels: int, out_channels: int, modes: int, *, impl: str,
-                      rngs: nnx.Rngs) -> nnx.Module:
+                      init: str, rngs: nnx.Rngs) -> nnx.Module:
         raise NotImplementedError
 
     def apply_dense(self, layer: nnx.Linear, h: jax.Array) -> jax.Array:
