@@ -11,7 +11,10 @@ generated ν = 1e-3 set: ``python -m fno.data.navier_stokes --num_samples=1200 .
 Writes ``benchmarks/results/side_by_side_ns<model>_e<epochs>.json``: every run's test
 relative L2 over the window and per step, wall times, and per implementation the mean,
 smallest and largest error, and next to it a PNG of the error per rollout step
-(``--plot_only`` redraws it from the JSON). Runs of other seeds already in that file are kept.
+(``--plot_only`` redraws it from the JSON). ``--spectral_init=normal`` trains fno with
+neuraloperator's draw of the spectral weights instead of the released one, recorded as its
+own implementation ("fno, normal init"). Runs of other seeds and implementations already in
+that file are kept.
 """
 
 from __future__ import annotations
@@ -37,16 +40,23 @@ def checked(command: list[str]) -> subprocess.CompletedProcess:
     return done
 
 
+def fno_label(args) -> str:
+    return "fno" if args.spectral_init == "uniform" else f"fno, {args.spectral_init} init"
+
+
 def fno_run(args, seed: int) -> dict:
-    workdir = pathlib.Path(args.workdir) / f"fno_ns{args.model}_e{args.epochs}_seed{seed}"
+    variant = "" if args.spectral_init == "uniform" else f"_{args.spectral_init}"
+    workdir = (pathlib.Path(args.workdir)
+               / f"fno_ns{args.model}_e{args.epochs}{variant}_seed{seed}")
     start = time.perf_counter()
     checked([sys.executable, "main.py", f"--config=configs/ns_paper.py:{args.model}",
              f"--workdir={workdir}", f"--config.seed={seed}",
              f"--config.num_epochs={args.epochs}", f"--config.data.dir={args.data_dir}",
+             f"--config.model.spectral_init={args.spectral_init}",
              "--config.num_plot_samples=0"])
     results = json.loads((workdir / "results.json").read_text())
     steps = sorted(k for k in results if k.startswith("test_rel_l2_step"))
-    return {"implementation": "fno", "seed": seed, "test_rel_l2": results["test_rel_l2"],
+    return {"implementation": fno_label(args), "seed": seed, "test_rel_l2": results["test_rel_l2"],
             "test_rel_l2_step": [round(results[k], 6) for k in steps],
             "wall_s": round(time.perf_counter() - start, 1), "train_s": round(results["wall_s"], 1)}
 
@@ -69,8 +79,10 @@ def plot(record: dict, path: pathlib.Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for impl, style in (("fno", "-"), ("neuraloperator", "--")):
+    styles = {"fno": "-", "neuraloperator": "--"}
+    for impl in dict.fromkeys(r["implementation"] for r in record["runs"]):
         runs = [r for r in record["runs"] if r["implementation"] == impl]
+        style = styles.get(impl, ":")
         if runs:
             curve = [statistics.fmean(v) for v in zip(*(r["test_rel_l2_step"] for r in runs),
                                                       strict=True)]
@@ -93,6 +105,7 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--data_dir")
     parser.add_argument("--peer_python", default=None)
+    parser.add_argument("--spectral_init", choices=("uniform", "normal"), default="uniform")
     parser.add_argument("--plot_only", action="store_true")
     args = parser.parse_args()
     output = ROOT / "benchmarks" / "results" / f"side_by_side_ns{args.model}_e{args.epochs}.json"
@@ -102,12 +115,17 @@ def main() -> None:
         return
     if not (args.workdir and args.data_dir):
         parser.error("--workdir and --data_dir are required (unless --plot_only)")
+    command = "python benchmarks/side_by_side_ns.py " + " ".join(
+        "--data_dir=DIR" if a.startswith("--data_dir") else a for a in sys.argv[1:]
+        if not a.startswith(("--workdir", "--peer_python")))
     for seed in (int(s) for s in args.seeds.split(",")):
-        record["runs"] = [r for r in record["runs"] if r["seed"] != seed]
-        record["runs"].append(fno_run(args, seed))
+        rerun = {fno_label(args)} | ({"neuraloperator"} if args.peer_python else set())
+        record["runs"] = [r for r in record["runs"]
+                          if not (r["seed"] == seed and r["implementation"] in rerun)]
+        record["runs"].append({**fno_run(args, seed), "command": command})
         print(json.dumps(record["runs"][-1]), flush=True)
         if args.peer_python:
-            record["runs"].append(peer_run(args, seed))
+            record["runs"].append({**peer_run(args, seed), "command": command})
             print(json.dumps(record["runs"][-1]), flush=True)
     by_impl: dict[str, list] = {}
     for run in record["runs"]:
@@ -120,9 +138,7 @@ def main() -> None:
                            "seeds": [r["seed"] for r in runs]}
                     for impl, runs in by_impl.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "command": "python benchmarks/side_by_side_ns.py " + " ".join(
-            "--data_dir=DIR" if a.startswith("--data_dir") else a for a in sys.argv[1:]
-            if not a.startswith(("--workdir", "--peer_python"))),
+        "command": command,
     })
     output.write_text(json.dumps(record, indent=1) + "\n")
     plot(record, output.with_suffix(".png"))

@@ -468,10 +468,8 @@ def ns_side_by_side() -> list[str]:
                        if f.startswith(f"side_by_side_ns{model}_e") and f.endswith(".json"))
         for path in paths:
             d = load_json(f"benchmarks/results/{path}")
-            for impl in ("fno", "neuraloperator"):
+            for impl in dict.fromkeys(r["implementation"] for r in d["runs"]):
                 runs = [r for r in d["runs"] if r["implementation"] == impl]
-                if not runs:
-                    continue
                 counts.update(r["n_params"] for r in runs if "n_params" in r)
                 steps = [statistics.fmean(r["test_rel_l2_step"][k] for r in runs)
                          for k in (0, -1)]
@@ -480,7 +478,8 @@ def ns_side_by_side() -> list[str]:
                              span([r["test_rel_l2"] for r in runs], err),
                              f"{err(steps[0])} / {err(steps[1])}",
                              f"{statistics.fmean(r['train_s'] for r in runs) / 60:.0f} min"])
-            notes.append(f"`{d['command']}`")
+            notes.extend(f"`{c}`" for c in dict.fromkeys(r.get("command", d["command"])
+                                                         for r in d["runs"]))
     return [*table(["model, implementation", "epochs", "seeds", "test rel. L2 (window)",
                     "first / last step", "training time"], rows), "",
             "A shortened schedule where the epochs column says so, identical on both sides "

@@ -155,6 +155,27 @@ def test_space_time_is_the_model_on_the_input_repeated_along_time():
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_space_time_rolls_a_longer_horizon_out_window_by_window():
+    """A space-time model that trained on 3 steps asked for 7: three windows of 3, each from
+    the last 2 snapshots before it (never the 3-step time axis stretched to 7); asked for 2:
+    the first 2 of one window."""
+    model = FNO3d(width=8, modes=2, in_channels=2, out_channels=1, num_layers=2,
+                  projection_width=16, time_padding=2, rngs=nnx.Rngs(params=0))
+    apply, params = _split(model)
+    x = jax.random.normal(jax.random.key(2), (2, 8, 8, 2))
+    window, expected = x, []
+    for _ in range(3):
+        out = model(jnp.repeat(window[:, :, :, None, :], 3, axis=3))  # [b, 8, 8, 3]
+        expected.append(out)
+        window = jnp.concatenate([window, out], -1)[..., -2:]
+    expected = jnp.concatenate(expected, -1)
+    got = rollout.space_time(apply, params, x, 7, 2, 1, block=3)
+    assert got.shape == (2, 8, 8, 7)
+    np.testing.assert_allclose(got, expected[..., :7], rtol=1e-5, atol=1e-5)
+    shorter = rollout.time_apply(apply, "space_time", 2, 2, 1, trained_steps=3)(params, x)
+    np.testing.assert_allclose(shorter, expected[..., :2], rtol=1e-5, atol=1e-5)
+
+
 def test_per_step_error_is_each_snapshots_relative_l2():
     rng = np.random.default_rng(0)
     pred, y = rng.normal(size=(2, 3, 8, 8, 4, 2)).astype(np.float32)
@@ -289,19 +310,19 @@ def test_trained_time_models_load_roll_out_evaluate_and_export(model_name,
                f"--output={tmp_path}/rolled.npy", "--steps=5"))
     np.testing.assert_allclose(np.load(tmp_path / "rolled.npy"), longer[:3], rtol=1e-5,
                                atol=1e-5)
-    if model_name == "fno2d":  # a rollout's first steps do not depend on its length
-        np.testing.assert_allclose(longer[..., :3], pred, rtol=1e-4, atol=1e-5)
+    # A rollout's first steps do not depend on its length (FNO-3D: window by window).
+    np.testing.assert_allclose(longer[..., :3], pred, rtol=1e-4, atol=1e-5)
     report = json.loads(ok(command("evaluate", f"--workdir={workdir}")))
     for key in ("test_rel_l2", "test_rel_l2_step03", "test_rel_l2_s32_step01"):
         assert report[key] == pytest.approx(results[key], rel=1e-4)
-    if model_name == "fno2d":  # past the trained horizon, as far as the data go
-        further = json.loads(ok(command("evaluate", f"--workdir={workdir}", "--steps=4")))
-        for k in (1, 2, 3):
-            key = f"test_rel_l2_step{k:02d}"
-            assert further[key] == pytest.approx(results[key], rel=1e-4)
-        assert np.isfinite(further["test_rel_l2_step04"])
-        line = one_error_line(command("evaluate", f"--workdir={workdir}", "--steps=5"))
-        assert "has 7 snapshots per trajectory, fewer than" in line
+    # Past the trained horizon, as far as the data go.
+    further = json.loads(ok(command("evaluate", f"--workdir={workdir}", "--steps=4")))
+    for k in (1, 2, 3):
+        key = f"test_rel_l2_step{k:02d}"
+        assert further[key] == pytest.approx(results[key], rel=1e-4)
+    assert np.isfinite(further["test_rel_l2_step04"])
+    line = one_error_line(command("evaluate", f"--workdir={workdir}", "--steps=5"))
+    assert "has 7 snapshots per trajectory, fewer than" in line
     archive = tmp_path / "model.fnox"
     ok(command("export", f"--workdir={workdir}", f"--output={archive}", "--platforms=cpu"))
     exported = run_exported(archive, "s16.jaxexport", x[:2], tmp_path)

@@ -283,7 +283,8 @@ def load(workdir: str, step: int | None = None) -> TrainedModel:
 
     def predict_for(horizon: int | None) -> Any:
         apply = rollout.time_apply(steps.make_apply(graphdef), scheme, horizon, rank,
-                                   data.get("channels_per_step") or 1)
+                                   data.get("channels_per_step") or 1,
+                                   trained_steps=config.data.get("output_steps"))
         return steps.make_predict(apply, data["grid"], rank)
 
     return TrainedModel(config=config, step=step, workdir=str(workdir), data=data,

@@ -13,8 +13,9 @@ like a steady model:
   holds one window per step; ``unrolled`` traces the same loop in Python, as eager frameworks
   run it, for comparison (benchmarks/rollout_timing.py).
 * ``space_time`` (the released ``fourier_3d.py``): a model with one more grid axis convolves
-  over space and time at once; the input snapshots are repeated along that axis, ``steps``
-  long, and the model's coordinates add where in time each point is.
+  over space and time at once; the input snapshots are repeated along that axis, as long as
+  the trained window, and the model's coordinates add where in time each point is. A longer
+  horizon is rolled out window by window.
 * ``direct``: the model maps the input snapshots to all output snapshots as channels.
 
 A model of one step or of space-time has the data's channels per snapshot as its outputs;
@@ -75,27 +76,42 @@ def autoregressive(apply: Apply, params: Any, x: jax.Array, steps: int, grid_ran
 
 
 def space_time(apply: Apply, params: Any, x: jax.Array, steps: int, grid_rank: int,
-               channels: int) -> jax.Array:
+               channels: int, block: int | None = None) -> jax.Array:
     """The released FNO-3D's input: ``x`` ``[b, *grid, steps_in * C]`` repeated along a new
-    time axis of ``steps`` points -> the model's ``[b, *grid, steps(, C)]`` as
-    ``[b, *grid, steps * C]``."""
+    time axis of ``block`` points -> the model's ``[b, *grid, block(, C)]``, as
+    ``[b, *grid, steps * C]``.
+
+    ``block`` is the window the model trained on (None: ``steps``). Its time coordinate spans
+    that window, so a model asked for another ``steps`` is not stretched over it: a longer
+    horizon is rolled out block by block, each from the last ``steps_in`` snapshots before
+    it, and a shorter one is the first ``steps`` snapshots of a block.
+    """
+    block = block or steps
     window = with_channels(x, grid_rank)
-    repeated = jnp.broadcast_to(window[..., None, :],
-                                (*window.shape[:-1], steps, window.shape[-1]))
-    out = with_channels(apply(params, _model_input(repeated)), grid_rank + 1)
-    return _model_input(out.reshape(*out.shape[:-2], steps * channels))
+    width = window.shape[-1]  # steps_in * C
+    outs = []
+    for _ in range(-(-steps // block)):
+        repeated = jnp.broadcast_to(window[..., None, :],
+                                    (*window.shape[:-1], block, width))
+        out = with_channels(apply(params, _model_input(repeated)), grid_rank + 1)
+        out = out.reshape(*out.shape[:-2], block * channels).astype(window.dtype)
+        outs.append(out)
+        window = jnp.concatenate([window, out], -1)[..., -width:]
+    return _model_input(jnp.concatenate(outs, -1)[..., :steps * channels])
 
 
 def time_apply(apply: Apply, scheme: str | None, steps: int, grid_rank: int, channels: int,
-               rollout: str = "scan") -> Apply:
+               rollout: str = "scan", trained_steps: int | None = None) -> Apply:
     """``apply(params, x) -> y`` of a whole output window of ``steps`` snapshots for
     ``scheme`` (None or "direct": ``apply`` itself). A rollout or a space-time model may be
-    built for another ``steps`` than it trained with (a longer horizon at prediction)."""
+    built for another ``steps`` than it trained with (``trained_steps``, None: the same): a
+    longer or shorter horizon at prediction."""
     if scheme in (None, "direct"):
         return apply
     if scheme == "autoregressive":
         return lambda params, x: autoregressive(apply, params, x, steps, grid_rank, channels,
                                                 rollout)
     if scheme == "space_time":
-        return lambda params, x: space_time(apply, params, x, steps, grid_rank, channels)
+        return lambda params, x: space_time(apply, params, x, steps, grid_rank, channels,
+                                            trained_steps)
     raise ValueError(f"unknown time scheme {scheme!r}")
