@@ -491,6 +491,31 @@ def ns_side_by_side() -> list[str]:
             "Xeon), one run after the other. Commands: " + "; ".join(notes) + "."]
 
 
+def ns_past_horizon() -> list[str]:
+    """fno's side-by-side models rolled out past their 40 trained steps on longer trajectories."""
+    rows, commands = [], []
+    for model, name in (("2d", "FNO-2D in time"), ("3d", "FNO-3D")):
+        path = f"benchmarks/results/ns_past_horizon_{model}.json"
+        if not os.path.exists(os.path.join(ROOT, path)):
+            continue
+        d = load_json(path)
+        curve = [d[k] for k in sorted(k for k in d if k.startswith("test_rel_l2_step"))]
+        run = os.path.basename(d["workdir"].rstrip("/"))
+        rows.append([name, run, str(d["samples"]), *(err(curve[k - 1]) for k in (1, 20, 40)),
+                     *(err(curve[k - 1]) for k in (41, 50, len(curve))),
+                     f"{err(statistics.fmean(curve[:40]))} / {err(statistics.fmean(curve[40:]))}"])
+        commands.append(f"    python -m fno.inference.evaluate --workdir=W/{run} "
+                        f"--data=DIR --steps={len(curve)} --output={path}")
+    return [*table(["model", "trained run", "trajectories", "step 1", "step 20", "step 40",
+                    "step 41", "step 50", "step 60", "mean 1–40 / 41–60"], rows), "",
+            "Steps 1–40 are the trained window, 41–60 past it (FNO-2D: the same one-step map "
+            "fed back; FNO-3D: a second window from the last 10 predicted snapshots). DIR: "
+            "`python -m fno.data.navier_stokes --num_samples=100 --resolution=64 --nu=1e-3 "
+            "--final_time=70 --seed=1` (new initial fields, 70 time units). Records: "
+            "`benchmarks/results/ns_past_horizon_{2d,3d}.json`; W: the `--workdir` of "
+            "`side_by_side_ns.py`.", "", *commands]
+
+
 def bf16_accuracy() -> list[str]:
     return measured("quickstart", "quickstart_bf16")
 
@@ -646,7 +671,7 @@ def rollout_timing() -> list[str]:
 
 
 BLOCKS = {f.__name__: f for f in (
-    time_runs, rollout_timing, ns_steps, ns3d_memory, ns_side_by_side,
+    time_runs, rollout_timing, ns_steps, ns3d_memory, ns_side_by_side, ns_past_horizon,
     side_by_side, burgers_mean_loss, darcy_paper, darcy_side_by_side, quick_runs, cpu_steps,
     cpu_variants, modes_cpu, scan_sweep, loop_overhead, host_memory, multiprocess, darcy_steps,
     bf16_accuracy, memory_1d, memory_2d, burgers_convergence, navier_stokes_convergence,

@@ -169,11 +169,11 @@ def test_space_time_rolls_a_longer_horizon_out_window_by_window():
         expected.append(out)
         window = jnp.concatenate([window, out], -1)[..., -2:]
     expected = jnp.concatenate(expected, -1)
-    got = rollout.space_time(apply, params, x, 7, 2, 1, block=3)
-    assert got.shape == (2, 8, 8, 7)
-    np.testing.assert_allclose(got, expected[..., :7], rtol=1e-5, atol=1e-5)
-    shorter = rollout.time_apply(apply, "space_time", 2, 2, 1, trained_steps=3)(params, x)
-    np.testing.assert_allclose(shorter, expected[..., :2], rtol=1e-5, atol=1e-5)
+    one_window = rollout.time_apply(apply, "space_time", 3, 2, 1)
+    for horizon in (7, 2):
+        got = rollout.by_windows(one_window, horizon, 3, 2, 1)(params, x)
+        assert got.shape == (2, 8, 8, horizon)
+        np.testing.assert_allclose(got, expected[..., :horizon], rtol=1e-5, atol=1e-5)
 
 
 def test_per_step_error_is_each_snapshots_relative_l2():
@@ -290,8 +290,10 @@ def test_trained_time_models_load_roll_out_evaluate_and_export(model_name,
     from fno.training import loop
     from tests.test_inference import command, ok, one_error_line, run_exported
 
+    # FNO-3D as the released recipe: with the point-wise normaliser of its trained window.
     config = config_ns("mesh", **{"data.dir": navier_stokes_dataset,
-                                  "model.name": model_name, "num_plot_samples": 0})
+                                  "model.name": model_name, "num_plot_samples": 0,
+                                  "data.normalize": model_name == "fno3d"})
     workdir = tmp_path / "run"
     results = loop.train_and_evaluate(config, str(workdir))
     model = fno.load(str(workdir))

@@ -281,11 +281,16 @@ def load(workdir: str, step: int | None = None) -> TrainedModel:
     # Recorded in the saved config by the run (fno.data.datasets.resolve_channels).
     scheme = registry.time_scheme(config)
 
+    trained_steps = config.data.get("output_steps")
+    channels = data.get("channels_per_step") or 1
+
     def predict_for(horizon: int | None) -> Any:
-        apply = rollout.time_apply(steps.make_apply(graphdef), scheme, horizon, rank,
-                                   data.get("channels_per_step") or 1,
-                                   trained_steps=config.data.get("output_steps"))
-        return steps.make_predict(apply, data["grid"], rank)
+        window = trained_steps if scheme == "space_time" else horizon
+        apply = rollout.time_apply(steps.make_apply(graphdef), scheme, window, rank, channels)
+        predict = steps.make_predict(apply, data["grid"], rank)
+        if window == horizon:
+            return predict
+        return rollout.by_windows(predict, horizon, window, rank, channels)
 
     return TrainedModel(config=config, step=step, workdir=str(workdir), data=data,
                         state=state, strategy=inference_strategy(config, rank),

@@ -76,42 +76,49 @@ def autoregressive(apply: Apply, params: Any, x: jax.Array, steps: int, grid_ran
 
 
 def space_time(apply: Apply, params: Any, x: jax.Array, steps: int, grid_rank: int,
-               channels: int, block: int | None = None) -> jax.Array:
+               channels: int) -> jax.Array:
     """The released FNO-3D's input: ``x`` ``[b, *grid, steps_in * C]`` repeated along a new
-    time axis of ``block`` points -> the model's ``[b, *grid, block(, C)]``, as
-    ``[b, *grid, steps * C]``.
-
-    ``block`` is the window the model trained on (None: ``steps``). Its time coordinate spans
-    that window, so a model asked for another ``steps`` is not stretched over it: a longer
-    horizon is rolled out block by block, each from the last ``steps_in`` snapshots before
-    it, and a shorter one is the first ``steps`` snapshots of a block.
-    """
-    block = block or steps
+    time axis of ``steps`` points -> the model's ``[b, *grid, steps(, C)]`` as
+    ``[b, *grid, steps * C]``. The model's time coordinate spans the window, so a model
+    predicts the window it trained on (:func:`by_windows` goes further)."""
     window = with_channels(x, grid_rank)
-    width = window.shape[-1]  # steps_in * C
-    outs = []
-    for _ in range(-(-steps // block)):
-        repeated = jnp.broadcast_to(window[..., None, :],
-                                    (*window.shape[:-1], block, width))
-        out = with_channels(apply(params, _model_input(repeated)), grid_rank + 1)
-        out = out.reshape(*out.shape[:-2], block * channels).astype(window.dtype)
-        outs.append(out)
-        window = jnp.concatenate([window, out], -1)[..., -width:]
-    return _model_input(jnp.concatenate(outs, -1)[..., :steps * channels])
+    repeated = jnp.broadcast_to(window[..., None, :],
+                                (*window.shape[:-1], steps, window.shape[-1]))
+    out = with_channels(apply(params, _model_input(repeated)), grid_rank + 1)
+    return _model_input(out.reshape(*out.shape[:-2], steps * channels))
+
+
+def by_windows(predict: Callable[[Any, jax.Array], jax.Array], steps: int, window_steps: int,
+               grid_rank: int, channels: int) -> Callable[[Any, jax.Array], jax.Array]:
+    """``predict(state, x)`` of ``window_steps`` snapshots at once (a space-time model with its
+    normaliser) -> the same for ``steps``: window after window, each from the last
+    ``steps_in`` snapshots before it, cut to ``steps`` (a shorter horizon is the first
+    ``steps`` of one window). Stretching the trained time axis over another horizon would
+    change what the model's time coordinate means."""
+
+    def predict_steps(state: Any, x: jax.Array) -> jax.Array:
+        window = with_channels(x, grid_rank)
+        width, outs = window.shape[-1], []
+        for _ in range(-(-steps // window_steps)):
+            out = with_channels(predict(state, _model_input(window)), grid_rank)
+            outs.append(out.astype(window.dtype))
+            window = jnp.concatenate([window, outs[-1]], -1)[..., -width:]
+        return _model_input(jnp.concatenate(outs, -1)[..., :steps * channels])
+
+    return predict_steps
 
 
 def time_apply(apply: Apply, scheme: str | None, steps: int, grid_rank: int, channels: int,
-               rollout: str = "scan", trained_steps: int | None = None) -> Apply:
+               rollout: str = "scan") -> Apply:
     """``apply(params, x) -> y`` of a whole output window of ``steps`` snapshots for
-    ``scheme`` (None or "direct": ``apply`` itself). A rollout or a space-time model may be
-    built for another ``steps`` than it trained with (``trained_steps``, None: the same): a
-    longer or shorter horizon at prediction."""
+    ``scheme`` (None or "direct": ``apply`` itself). A rollout may be built for another
+    ``steps`` than it trained with (a longer horizon at prediction); a space-time model goes
+    further with :func:`by_windows`."""
     if scheme in (None, "direct"):
         return apply
     if scheme == "autoregressive":
         return lambda params, x: autoregressive(apply, params, x, steps, grid_rank, channels,
                                                 rollout)
     if scheme == "space_time":
-        return lambda params, x: space_time(apply, params, x, steps, grid_rank, channels,
-                                            trained_steps)
+        return lambda params, x: space_time(apply, params, x, steps, grid_rank, channels)
     raise ValueError(f"unknown time scheme {scheme!r}")
