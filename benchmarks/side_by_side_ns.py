@@ -8,7 +8,10 @@ For each seed: ``main.py --config=configs/ns_paper.py:<model> --config.seed=K`` 
 halving every 100 epochs as released) and benchmarks/peer_accuracy_ns.py (neuraloperator's
 FNO, same windows, split, batch and recipe), one after the other, on ``--data_dir`` (fno's
 generated ν = 1e-3 set: ``python -m fno.data.navier_stokes --num_samples=1200 ...``).
-Writes ``benchmarks/results/side_by_side_ns<model>_e<epochs>.json``: every run's test
+``--output_steps``, ``--num_train`` and ``--num_test`` set the window and split on both
+sides (the paper's ν = 1e-4 and 1e-5 rows predict 20 and 10 steps). Writes
+``benchmarks/results/side_by_side_ns<model>[_nu<ν>]_e<epochs>.json`` (ν from the data's
+meta.json, named where it is not 1e-3): every run's test
 relative L2 over the window and per step, wall times, and per implementation the mean,
 smallest and largest error, and next to it a PNG of the error per rollout step
 (``--plot_only`` redraws it from the JSON). ``--spectral_init=normal`` trains fno with
@@ -47,12 +50,15 @@ def fno_label(args) -> str:
 def fno_run(args, seed: int) -> dict:
     variant = "" if args.spectral_init == "uniform" else f"_{args.spectral_init}"
     workdir = (pathlib.Path(args.workdir)
-               / f"fno_ns{args.model}_e{args.epochs}{variant}_seed{seed}")
+               / f"fno_ns{args.model}{args.tag}_e{args.epochs}{variant}_seed{seed}")
     start = time.perf_counter()
     checked([sys.executable, "main.py", f"--config=configs/ns_paper.py:{args.model}",
              f"--workdir={workdir}", f"--config.seed={seed}",
              f"--config.num_epochs={args.epochs}", f"--config.data.dir={args.data_dir}",
              f"--config.model.spectral_init={args.spectral_init}",
+             f"--config.data.output_steps={args.output_steps}",
+             f"--config.data.num_train={args.num_train}",
+             f"--config.data.num_test={args.num_test}",
              "--config.num_plot_samples=0"])
     results = json.loads((workdir / "results.json").read_text())
     steps = sorted(k for k in results if k.startswith("test_rel_l2_step"))
@@ -65,7 +71,9 @@ def peer_run(args, seed: int) -> dict:
     start = time.perf_counter()
     done = checked([args.peer_python, "benchmarks/peer_accuracy_ns.py",
                     f"--data_dir={args.data_dir}", f"--model={args.model}",
-                    f"--epochs={args.epochs}", f"--seed={seed}", "--threads=2"])
+                    f"--epochs={args.epochs}", f"--seed={seed}", "--threads=2",
+                    f"--output_steps={args.output_steps}", f"--num_train={args.num_train}",
+                    f"--num_test={args.num_test}"])
     run = json.loads(done.stdout.strip().splitlines()[-1])
     run.pop("curve", None)
     return {**run, "wall_s": round(time.perf_counter() - start, 1)}
@@ -89,7 +97,8 @@ def plot(record: dict, path: pathlib.Path) -> None:
             ax.plot(range(1, len(curve) + 1), curve, style, label=impl)
     ax.set_xlabel("predicted step (time units after the input window)")
     ax.set_ylabel("test relative L2")
-    ax.set_title(f"Navier-Stokes nu=1e-3, FNO-{record['model'].upper()}, "
+    ax.set_title(f"Navier-Stokes nu={record.get('nu', 1e-3):g}, "
+                 f"FNO-{record['model'].upper()}, "
                  f"{record['epochs']} of 500 epochs", fontsize=9)
     ax.legend()
     fig.tight_layout()
@@ -106,9 +115,19 @@ def main() -> None:
     parser.add_argument("--data_dir")
     parser.add_argument("--peer_python", default=None)
     parser.add_argument("--spectral_init", choices=("uniform", "normal"), default="uniform")
+    parser.add_argument("--output_steps", type=int, default=40)
+    parser.add_argument("--num_train", type=int, default=1000)
+    parser.add_argument("--num_test", type=int, default=200)
+    parser.add_argument("--nu", type=float, default=None,
+                        help="names the record (default: the data's meta.json)")
     parser.add_argument("--plot_only", action="store_true")
     args = parser.parse_args()
-    output = ROOT / "benchmarks" / "results" / f"side_by_side_ns{args.model}_e{args.epochs}.json"
+    nu = args.nu
+    if nu is None and args.data_dir:
+        nu = json.loads((pathlib.Path(args.data_dir) / "meta.json").read_text())["nu"]
+    args.tag = "" if nu in (None, 1e-3) else f"_nu{nu:g}"
+    output = (ROOT / "benchmarks" / "results"
+              / f"side_by_side_ns{args.model}{args.tag}_e{args.epochs}.json")
     record = json.loads(output.read_text()) if output.exists() else {"runs": []}
     if args.plot_only:
         plot(record, output.with_suffix(".png"))
@@ -132,6 +151,8 @@ def main() -> None:
         by_impl.setdefault(run["implementation"], []).append(run)
     record.update({
         "model": args.model, "epochs": args.epochs, "data_dir": os.path.basename(args.data_dir),
+        "nu": nu, "output_steps": args.output_steps, "num_train": args.num_train,
+        "num_test": args.num_test,
         "summary": {impl: {"mean": statistics.fmean(r["test_rel_l2"] for r in runs),
                            "min": min(r["test_rel_l2"] for r in runs),
                            "max": max(r["test_rel_l2"] for r in runs),

@@ -465,23 +465,27 @@ def ns_side_by_side() -> list[str]:
     rows, notes, counts = [], [], set()
     for model, name in (("2d", "FNO-2D in time"), ("3d", "FNO-3D")):
         paths = sorted(f for f in os.listdir(os.path.join(ROOT, "benchmarks", "results"))
-                       if f.startswith(f"side_by_side_ns{model}_e") and f.endswith(".json"))
+                       if f.startswith(f"side_by_side_ns{model}_") and f.endswith(".json"))
         for path in paths:
             d = load_json(f"benchmarks/results/{path}")
+            nu = f"{d.get('nu', 1e-3):.0e}".replace("e-0", "e-")
+            window = (f"{nu}, 10 → {d.get('output_steps', 40)}",
+                      f"{d.get('num_train', 1000)} / {d.get('num_test', 200)}")
             for impl in dict.fromkeys(r["implementation"] for r in d["runs"]):
                 runs = [r for r in d["runs"] if r["implementation"] == impl]
                 counts.update(r["n_params"] for r in runs if "n_params" in r)
                 steps = [statistics.fmean(r["test_rel_l2_step"][k] for r in runs)
                          for k in (0, -1)]
-                rows.append([f"{name}, {impl}", f"{d['epochs']} of 500",
+                rows.append([f"{name}, {impl}", *window, f"{d['epochs']} of 500",
                              ", ".join(str(r["seed"]) for r in runs),
                              span([r["test_rel_l2"] for r in runs], err),
                              f"{err(steps[0])} / {err(steps[1])}",
                              f"{statistics.fmean(r['train_s'] for r in runs) / 60:.0f} min"])
             notes.extend(f"`{c}`" for c in dict.fromkeys(r.get("command", d["command"])
                                                          for r in d["runs"]))
-    return [*table(["model, implementation", "epochs", "seeds", "test rel. L2 (window)",
-                    "first / last step", "training time"], rows), "",
+    return [*table(["model, implementation", "ν, steps in → out", "train / test", "epochs",
+                    "seeds", "test rel. L2 (window)", "first / last step", "training time"],
+                   rows), "",
             "A shortened schedule where the epochs column says so, identical on both sides "
             "(lr halving every 100 epochs, so none within it); the paper's 500 epochs take "
             "over 30 hours per model at these step times on this 2-core CPU "
