@@ -97,7 +97,8 @@ def plot(record: dict, path: pathlib.Path) -> None:
             ax.plot(range(1, len(curve) + 1), curve, style, label=impl)
     ax.set_xlabel("predicted step (time units after the input window)")
     ax.set_ylabel("test relative L2")
-    ax.set_title(f"Navier-Stokes nu={record.get('nu', 1e-3):g}, "
+    nu = f"{record.get('nu', 1e-3):.0e}".replace("e-0", "e-")
+    ax.set_title(f"Navier-Stokes nu={nu}, "
                  f"FNO-{record['model'].upper()}, "
                  f"{record['epochs']} of 500 epochs", fontsize=9)
     ax.legend()
