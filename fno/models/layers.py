@@ -243,12 +243,13 @@ class SpectralConv(nnx.Module):
         self.modes = modes
         self.impl = impl
         shape = (in_channels, out_channels, *self.mode_shape(modes))
-        if init == "uniform":
-            scale = 1.0 / (in_channels * out_channels)
-            draw = lambda key: scale * jax.random.uniform(key, shape)  # noqa: E731
-        else:  # each part carries half the complex variance, as torch's complex normal_
-            std = math.sqrt(1.0 / (in_channels + out_channels))
-            draw = lambda key: std * jax.random.normal(key, shape)  # noqa: E731
+
+        def draw(key: jax.Array) -> jax.Array:
+            if init == "uniform":
+                return (1.0 / (in_channels * out_channels)) * jax.random.uniform(key, shape)
+            # Each part carries half the complex variance, as torch's normal_ on a cfloat.
+            return jax.random.normal(key, shape) * math.sqrt(1.0 / (in_channels + out_channels))
+
         self.weight_real = nnx.Param(draw(rngs.params()))
         self.weight_imag = nnx.Param(draw(rngs.params()))
 
