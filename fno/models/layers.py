@@ -58,8 +58,8 @@ SPECTRAL_IMPLS = ("auto", "fft", "dft")
 
 # How the spectral weights are drawn: "uniform" as the released FNO scripts (both parts in
 # [0, 1 / (in * out))), "normal" as neuraloperator (zero-mean complex normal of variance
-# 2 / (in + out)). The released scale starts the spectral path near zero, so a short schedule
-# learns more slowly with it; the paper's numbers are the released init's.
+# 2 / (in + out)). The released scale starts the spectral path near zero, which a short
+# schedule feels (docs/results.md); the paper's numbers are the released init's.
 SPECTRAL_INITS = ("uniform", "normal")
 
 # Compute dtypes of activations and matmuls. Parameters, optimizer state and the loss stay
