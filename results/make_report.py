@@ -504,9 +504,11 @@ def ns_past_horizon() -> list[str]:
             continue
         d = load_json(path)
         curve = [d[k] for k in sorted(k for k in d if k.startswith("test_rel_l2_step"))]
+        if len(curve) != 60:  # the table and its text below are those of a 60-step rollout
+            raise SystemExit(f"error: {path} scores {len(curve)} steps; this table reads 60")
         run = os.path.basename(d["workdir"].rstrip("/"))
         rows.append([name, run, str(d["samples"]), *(err(curve[k - 1]) for k in (1, 20, 40)),
-                     *(err(curve[k - 1]) for k in (41, 50, len(curve))),
+                     *(err(curve[k - 1]) for k in (41, 50, 60)),
                      f"{err(statistics.fmean(curve[:40]))} / {err(statistics.fmean(curve[40:]))}"])
         commands.append(f"    python -m fno.inference.evaluate --workdir=W/{run} "
                         f"--data=DIR --steps={len(curve)} --output={path}")

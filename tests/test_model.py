@@ -76,6 +76,20 @@ def test_normal_spectral_init_has_neuraloperators_complex_variance():
         SpectralConv1d(4, 4, 2, init="xavier", rngs=nnx.Rngs(0))
 
 
+@pytest.mark.parametrize("init", ["uniform", "normal"])
+def test_config_spectral_init_reaches_every_layer(init):
+    """``model.spectral_init`` from a config draws every spectral layer of the model: the
+    released draw is never negative, the normal one is."""
+    from configs import default
+    from fno import registry
+
+    config = default.get_config()
+    config.model.update(width=8, modes=4, spectral_init=init)
+    model = registry.create_model(config, 0)
+    negative = [bool((layer.weight_real[...] < 0).any()) for layer in model.spectral]
+    assert negative == [init == "normal"] * len(model.spectral)
+
+
 def test_default_parameter_count():
     assert count_params(FNO1d(rngs=nnx.Rngs(0))) == 549_569
 
